@@ -1,0 +1,1 @@
+"""The `tracehound` command: thin front ends over the library packages."""
