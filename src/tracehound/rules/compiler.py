@@ -335,9 +335,9 @@ class CodeGen:
                 return parse_number(raw, x.key)
             except CompileError:
                 return raw
-        if x.fdef.name in EVTTYPE_FIELDS and x.arg is None and op in ("=", "==", "!=", "in", "intersects"):
-            if raw not in EVENT_NAMES:
-                raise CompileError(f"unknown event type {raw}", unknown=True)
+        if x.fdef.name in EVTTYPE_FIELDS and x.arg is None and op in ("=", "==", "!=", "in", "intersects") \
+                and raw not in EVENT_NAMES:
+            raise CompileError(f"unknown event type {raw}", unknown=True)
         return raw
 
     # -- checks ---------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def lookup(name: str, arg: str | None = None) -> Extractor:
     if fdef is not None:
         return fdef.resolve(arg, key)
     # dotted argument form: evt.arg.flags, evt.rawarg.res
-    head, _, tail = name.rpartition(".")
+    head, _, _tail = name.rpartition(".")
     while head:
         fdef = REGISTRY.get(head)
         if fdef is not None and fdef.dotted_arg and arg is None:

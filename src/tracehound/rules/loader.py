@@ -259,10 +259,7 @@ class FileReader:
         line = it.line
         ver = None
         if isinstance(v, str):
-            if v.strip().isdigit():
-                ver = (0, int(v.strip()), 0)
-            else:
-                ver = _semver(v)
+            ver = (0, int(v.strip()), 0) if v.strip().isdigit() else _semver(v)
         if ver is None:
             self.fail("LOAD_ERR_YAML_VALIDATE", f"Unable to parse engine version '{v}' as a semver string", line,
                       "required_engine_version")
@@ -370,7 +367,7 @@ class FileReader:
 
     def item_macro(self, it: YItem) -> None:
         name = self.need_str(it, "macro", "macro", None)
-        cond = self.need_str(it, "condition", "macro", name) if "condition" in it.data or True else ""
+        cond = self.need_str(it, "condition", "macro", name)
         if not _MACRO_NAME.match(name):
             self.warn("LOAD_INVALID_MACRO_NAME", "Macro has an invalid name. Macro names should match a regular "
                       "expression: [a-zA-Z]+[a-zA-Z0-9_]*", it.line, "macro", name)

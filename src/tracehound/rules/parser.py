@@ -104,7 +104,7 @@ class Parser:
     def enter(self) -> None:
         self.depth += 1
         if self.depth > self.max_depth:
-            raise self.error("exceeded max depth limit of %d" % self.max_depth)
+            raise self.error(f"exceeded max depth limit of {self.max_depth}")
 
     def parse_or(self) -> Node:
         self.enter()
