@@ -63,7 +63,8 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="tracehound", standalone_mode=False)
+        # with standalone_mode=False click returns ctx.exit(n)'s code instead of raising
+        rc = cli.main(args=argv, prog_name="tracehound", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return EXIT_USAGE
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_USAGE
-    return EXIT_CLEAN
+    return rc if isinstance(rc, int) else EXIT_CLEAN
 
 
 def run() -> None:  # pragma: no cover - console script shim
