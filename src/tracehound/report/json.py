@@ -4,12 +4,11 @@ This is the lossless format: every other report can be rebuilt from it, the serv
 its shape is the versioned schema in `docs/scan-result.schema.json` (documented in
 `docs/scan-result.md`). Regenerate the committed schema with
 
-    .venv/bin/python -m tracehound.report.json --schema > docs/scan-result.schema.json
+    .venv/bin/python -c "from tracehound.report.json import schema_document as s; print(s(), end='')" \
+        > docs/scan-result.schema.json
 """
 
 from __future__ import annotations
-
-import sys
 
 from tracehound.report._common import dumps
 from tracehound.report.interface import Formatter
@@ -30,8 +29,3 @@ def schema_document() -> str:
     """The exact text of `docs/scan-result.schema.json` (a test keeps the two equal)."""
     return dumps(json_schema()) + "\n"
 
-
-if __name__ == "__main__":  # pragma: no cover - developer helper
-    if sys.argv[1:] != ["--schema"]:
-        sys.exit("usage: python -m tracehound.report.json --schema")
-    sys.stdout.write(schema_document())
