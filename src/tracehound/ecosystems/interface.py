@@ -12,8 +12,12 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tracehound.events import PackageRef, Process
+
+if TYPE_CHECKING:
+    from tracehound.intake.target import PackageSpec
 
 PHASES = ("fetch", "install", "import")
 
@@ -48,6 +52,9 @@ class Project:
     manifest: Path
     lockfile: Path | None = None
     problem: str | None = None  # set when the project cannot be scanned faithfully
+    # things the user should know that do not make the scan inconclusive (unpinned requirements, skipped
+    # local packages); filled by `dependencies()`
+    notes: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -104,6 +111,14 @@ class Ecosystem(ABC):
     @abstractmethod
     def plan(self, project: Project, deps: list[Dependency], ctx: PlanContext) -> list[PhasePlan]:
         """The monitored runs for the requested phases, in order."""
+
+    def synthesize(self, target: PackageSpec | Path, dest: Path) -> Project:
+        """A minimal project in `dest` whose only dependency is one package (a spec or a local file).
+
+        Single-package scans reuse the whole project pipeline this way. Adapters that cannot do it
+        raise ProjectError.
+        """
+        raise ProjectError(f"{self.managers[0] if self.managers else 'this adapter'} cannot scan a single package")
 
     def attribute(self, proc: Process, index: DependencyIndex) -> tuple[PackageRef, str] | None:
         """The package a process acts for and how we know, looking at it and then its ancestors.

@@ -1,0 +1,214 @@
+"""Tracehound's import driver for Python projects (runs inside the sandbox, with the project's venv).
+
+    VENV/bin/python -S python_import.py SPEC.json
+
+For each direct dependency it finds the modules the distribution installs (top_level.txt, else
+its RECORD) and imports each in its own child process whose environment carries the package tag,
+so everything the import does is attributed to that package. Code in `.pth` files runs at every
+interpreter start; to keep it from being blamed on whichever package is being imported, the
+driver and its children start without `site` (-S), put site-packages on sys.path themselves, and
+the executable lines of each `.pth` file run once, in a child tagged with the distribution that
+installed the file. Prints one JSON line per step; an import that fails is reported, not fatal.
+
+Standard library only.
+"""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+# run in each child: site-packages on sys.path (only the path lines of .pth files), then the import
+CHILD = r"""
+import importlib, json, os, sys
+sp = sys.argv[1]
+sys.path.append(sp)
+for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
+    try:
+        with open(os.path.join(sp, pth), encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line and not line.startswith(("#", "import ", "import\t")):
+                    d = os.path.join(sp, line)
+                    if os.path.isdir(d) and d not in sys.path:
+                        sys.path.append(d)
+    except OSError:
+        pass
+mode, what = sys.argv[2], sys.argv[3]
+if mode == "pth":
+    import site
+    site.addpackage(sp, what, set())
+else:
+    importlib.import_module(what)
+sys.stdout.write(json.dumps({"loaded": what}) + "\n")
+"""
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def site_packages(venv):
+    """The venv's site-packages (with -S, sys.prefix is still the base interpreter's)."""
+    lib = os.path.join(venv, "lib")
+    for entry in sorted(os.listdir(lib)) if os.path.isdir(lib) else []:
+        p = os.path.join(lib, entry, "site-packages")
+        if entry.startswith("python") and os.path.isdir(p):
+            return p
+    raise SystemExit(f"no site-packages directory in {venv}")
+
+
+def dist_infos(sp):
+    """normalised name -> (dist-info dir, name, version)."""
+    out = {}
+    for entry in sorted(os.listdir(sp)):
+        if entry.endswith(".dist-info"):
+            meta = os.path.join(sp, entry, "METADATA")
+        elif entry.endswith(".egg-info") and os.path.isdir(os.path.join(sp, entry)):
+            meta = os.path.join(sp, entry, "PKG-INFO")
+        else:
+            continue
+        name = version = None
+        try:
+            with open(meta, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("Name:"):
+                        name = line.split(":", 1)[1].strip()
+                    elif line.startswith("Version:"):
+                        version = line.split(":", 1)[1].strip()
+                    elif not line.strip():
+                        break
+        except OSError:
+            continue
+        if name:
+            out[norm(name)] = (os.path.join(sp, entry), name, version)
+    return out
+
+
+def record_paths(info):
+    """Installed files relative to site-packages (RECORD, or an egg-info's installed-files.txt)."""
+    try:
+        with open(os.path.join(info, "RECORD"), encoding="utf-8", newline="") as fh:
+            return [row[0] for row in csv.reader(fh) if row]
+    except OSError:
+        pass
+    sp = os.path.dirname(info)
+    try:
+        with open(os.path.join(info, "installed-files.txt"), encoding="utf-8") as fh:
+            return [os.path.relpath(os.path.normpath(os.path.join(info, line.strip())), sp).replace(os.sep, "/")
+                    for line in fh if line.strip()]
+    except OSError:
+        return []
+
+
+def modules_of(info, sp):
+    """Importable top-level modules of a distribution (namespace packages: their subpackages)."""
+    try:
+        with open(os.path.join(info, "top_level.txt"), encoding="utf-8") as fh:
+            names = [n.strip().replace("/", ".") for n in fh if n.strip()]
+    except OSError:
+        names = []
+    paths = record_paths(info)
+    if not names:
+        for p in paths:
+            parts = p.split("/")
+            if parts[0] in ("..", "") or parts[0].endswith((".dist-info", ".data")) or parts[0] == "__pycache__":
+                continue
+            if len(parts) == 1:
+                base = parts[0]
+                for suffix in (".py", ".so", ".pyd"):
+                    if base.endswith(suffix):
+                        mod = base.split(".")[0]
+                        if mod not in names:
+                            names.append(mod)
+            elif parts[0] not in names:
+                names.append(parts[0])
+    out = []
+    for n in names:
+        if not all(_IDENT.match(part) for part in n.split(".")):
+            continue
+        top = os.path.join(sp, *n.split("."))
+        if os.path.isdir(top) and not any(os.path.exists(os.path.join(top, f"__init__{s}")) for s in (".py", ".pyc")):
+            # a namespace package: import what this distribution put in it
+            subs = sorted({p.split("/")[len(n.split("."))] for p in paths
+                           if p.startswith(n.replace(".", "/") + "/") and p.count("/") > len(n.split("."))
+                           and p.split("/")[len(n.split("."))] != "__pycache__"})
+            for s in subs:
+                sub = s[:-3] if s.endswith(".py") else s
+                if _IDENT.match(sub):
+                    out.append(f"{n}.{sub}")
+            if subs:
+                continue
+        out.append(n)
+    return out[:20]
+
+
+def pth_owners(sp, infos):
+    owners = {}
+    for info, name, version in infos.values():
+        for p in record_paths(info):
+            if "/" not in p and p.endswith(".pth"):
+                owners[p] = (name, version)
+    return owners
+
+
+def run_child(sp, mode, what, tag, env_key, timeout):
+    env = dict(os.environ)
+    env[env_key] = tag
+    cmd = [sys.executable, "-S", "-c", CHILD, sp, mode, what]
+    try:
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+    status = "ok" if r.returncode == 0 else f"exit {r.returncode}"
+    tail = (r.stderr or "").strip().splitlines()[-1:] if r.returncode else []
+    return status, (r.stdout or "")[-300:] + ("".join(tail))[-300:]
+
+
+def emit(**kw):
+    sys.stdout.write(json.dumps(kw) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    env_key = spec["env_key"]
+    timeout = spec.get("timeout_s", 30)
+    sp = site_packages(spec["venv"])
+    infos = dist_infos(sp)
+    # executable .pth lines, each under the tag of the distribution that installed it
+    owners = pth_owners(sp, infos)
+    for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
+        try:
+            with open(os.path.join(sp, pth), encoding="utf-8", errors="replace") as fh:
+                executable = any(line.startswith(("import ", "import\t")) for line in fh)
+        except OSError:
+            continue
+        if not executable:
+            continue
+        name, version = owners.get(pth, (None, None))
+        tag = f"pypi:{name}@{version or ''}" if name else "pypi:" + pth + "@"
+        status, out = run_child(sp, "pth", pth, tag, env_key, timeout)
+        emit(pth=pth, owner=name, status=status, out=out)
+    for pkg in spec["packages"]:
+        found = infos.get(norm(pkg["name"]))
+        if found is None:
+            emit(package=pkg["name"], status="not installed (environment markers?)")
+            continue
+        modules = modules_of(found[0], sp)
+        if not modules:
+            emit(package=pkg["name"], status="no importable module")
+            continue
+        for mod in modules:
+            status, out = run_child(sp, "import", mod, pkg["tag"], env_key, timeout)
+            emit(package=pkg["name"], module=mod, status=status, out=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Tracehound's pip driver: the fetch and install phases of Python projects, inside the sandbox.
+
+    python3 python_pip.py fetch   SPEC.json   (registry network)
+    python3 python_pip.py install SPEC.json   (no network)
+
+fetch: decides what to download (a lockfile's graph is walked from its roots here, so environment
+markers are evaluated by the interpreter that will run the packages), downloads it into
+WORK/dist with `pip download`, then downloads the build requirements every sdist declares so the
+install phase can build offline. pip prepares sdist metadata while downloading: that code runs
+here, monitored, as it would for a user.
+
+install: creates WORK/venv and installs from WORK/dist only (--no-index): setup.py and PEP 517
+builds run here, with the network sinkholed.
+
+Standard library only (plus pip's vendored `packaging` for markers): it must run on any python3.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+
+DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0", "wheel"]
+
+
+def log(msg):
+    sys.stdout.write(json.dumps({"driver": "python_pip", "msg": msg}) + "\n")
+    sys.stdout.flush()
+
+
+def marker_true(marker, extras):
+    if not marker:
+        return True
+    try:
+        from pip._vendor.packaging.markers import Marker
+    except ImportError:  # pragma: no cover - pip always vendors packaging
+        return True
+    try:
+        m = Marker(marker)
+        return any(m.evaluate({"extra": e}) for e in (extras or [""]))
+    except Exception as exc:  # an unknown marker: keep the package rather than silently drop it
+        log(f"cannot evaluate marker {marker!r}: {exc}; keeping the dependency")
+        return True
+
+
+def walk_graph(graph):
+    """The (node key, extras) the roots reach in this environment."""
+    nodes, by_name = graph["nodes"], graph["by_name"]
+    chosen = {}
+    stack = [(e, [""]) for e in graph["roots"]]
+    while stack:
+        edge, parent_extras = stack.pop()
+        if not marker_true(edge.get("marker"), parent_extras):
+            continue
+        keys = by_name.get(edge["name"], [])
+        if edge.get("version"):
+            keys = [k for k in keys if k.endswith("==" + edge["version"])] or keys
+        if len(keys) > 1:  # several locked versions: the one whose package marker holds here
+            keys = [k for k in keys if marker_true(nodes[k].get("marker"), [""])][:1] or keys[:1]
+        if not keys:
+            log(f"dependency {edge['name']} is not in the lockfile")
+            continue
+        key = keys[0]
+        extras = set(edge.get("extras") or [])
+        have = chosen.get(key)
+        if have is not None and extras <= have:
+            continue
+        chosen[key] = (have or set()) | extras
+        node = nodes[key]
+        active = ["", *sorted(chosen[key])]
+        for extra in active:
+            for dep in node["deps"].get(extra, []):
+                stack.append((dep, [extra] if extra else [""]))
+    return chosen
+
+
+def graph_requirements(graph):
+    chosen = walk_graph(graph)
+    nodes = graph["nodes"]
+    lines = []
+    hashed = True
+    for key in sorted(chosen):
+        node = nodes[key]
+        if node.get("local"):
+            continue
+        if not node.get("hashes"):
+            hashed = False
+        lines.append(node)
+    out = []
+    for node in lines:
+        req = f"{node['name']} @ {node['url']}" if node.get("url") else f"{node['name']}=={node['version']}"
+        if hashed:
+            req += "".join(f" --hash={h}" for h in node["hashes"])
+        out.append(req)
+    if not hashed:
+        log("some locked packages have no hashes: downloading without hash checking")
+    return out
+
+
+def pip(spec, *args):
+    cmd = [sys.executable, "-m", "pip", *args]
+    log("run: " + " ".join(cmd))
+    return subprocess.call(cmd)
+
+
+def sdist_build_requires(path):
+    """build-system.requires of an sdist (PEP 518), or setuptools' defaults."""
+    data = None
+    try:
+        if path.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")]
+                if names:
+                    data = z.read(names[0])
+        else:
+            with tarfile.open(path) as t:
+                for m in t.getmembers():
+                    if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/pyproject.toml"):
+                        data = t.extractfile(m).read()
+                        break
+    except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        log(f"cannot read {os.path.basename(path)}: {exc}")
+        return list(DEFAULT_BUILD_REQUIRES)
+    if data is None:
+        return list(DEFAULT_BUILD_REQUIRES)
+    try:
+        system = tomllib.loads(data.decode("utf-8")).get("build-system") or {}
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return list(DEFAULT_BUILD_REQUIRES)
+    requires = system.get("requires")
+    if not isinstance(requires, list):
+        return list(DEFAULT_BUILD_REQUIRES)
+    requires = [r for r in requires if isinstance(r, str)]
+    # setuptools' backend asks for wheel dynamically in older releases; having it costs nothing
+    if system.get("build-backend", "setuptools.build_meta").startswith("setuptools"):
+        requires.append("wheel")
+    return requires
+
+
+def is_sdist(name):
+    return name.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz")) and not name.endswith(".whl")
+
+
+def fetch(spec):
+    work = spec["work"]
+    dist = os.path.join(work, "dist")
+    os.makedirs(dist, exist_ok=True)
+    reqfile = os.path.join(work, "requirements.txt")
+    if spec["mode"] == "graph":
+        lines = graph_requirements(spec["graph"])
+    else:
+        with open(spec["requirements"], encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    with open(reqfile, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    index = list(spec.get("index_args") or [])
+    if not any(line.strip() and not line.startswith("#") for line in lines):
+        log("nothing to download")
+        return 0
+    args = ["download", "--dest", dist, "--progress-bar", "off", *index, "-r", reqfile]
+    if spec.get("no_deps"):
+        args.insert(1, "--no-deps")
+    rc = pip(spec, *args)
+    if rc != 0:
+        return rc
+    seen = set()
+    for _round in range(5):
+        todo = sorted(n for n in os.listdir(dist) if is_sdist(n) and n not in seen)
+        if not todo:
+            break
+        wanted = []
+        for n in todo:
+            seen.add(n)
+            for r in sdist_build_requires(os.path.join(dist, n)):
+                if r not in wanted:
+                    wanted.append(r)
+        if wanted:
+            log(f"build requirements of {', '.join(todo)}: {', '.join(wanted)}")
+            rc = pip(spec, "download", "--dest", dist, "--progress-bar", "off", *index, *wanted)
+            if rc != 0:
+                return rc
+    return 0
+
+
+def install(spec):
+    work = spec["work"]
+    venv = os.path.join(work, "venv")
+    log(f"creating {venv}")
+    rc = subprocess.call([sys.executable, "-m", "venv", venv])
+    if rc != 0:
+        return rc
+    reqfile = os.path.join(work, "requirements.txt")
+    # --use-pep517: sdists build through their declared backend in an isolated env (as pip >= 23.1
+    # does by default), from the build requirements fetch downloaded
+    args = ["install", "--no-index", "--find-links", os.path.join(work, "dist"), "--progress-bar", "off",
+            "--use-pep517", "-r", reqfile]
+    if spec.get("no_deps"):
+        args.insert(1, "--no-deps")
+    cmd = [os.path.join(venv, "bin", "python"), "-m", "pip", *args]
+    log("run: " + " ".join(cmd))
+    return subprocess.call(cmd)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("fetch", "install"):
+        sys.stderr.write("usage: python_pip.py fetch|install SPEC.json\n")
+        return 2
+    with open(sys.argv[2], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    return fetch(spec) if sys.argv[1] == "fetch" else install(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
