@@ -587,3 +587,125 @@ def evttypes(node: Node, negated: bool = False) -> frozenset[str]:
             return UNIVERSE if truth else frozenset()
         return UNIVERSE
     return UNIVERSE
+
+
+# -- per-evt.type dispatch functions -------------------------------------------------------------
+def fold_evttype(node: Node, t: str | None):
+    """Simplify a condition knowing the event type is `t`: returns True, False or a smaller node."""
+    if isinstance(node, And):
+        kids = []
+        for c in node.children:
+            f = fold_evttype(c, t)
+            if f is False:
+                return False
+            if f is not True:
+                kids.append(f)
+        if not kids:
+            return True
+        return kids[0] if len(kids) == 1 else And(kids, node.pos)
+    if isinstance(node, Or):
+        kids = []
+        for c in node.children:
+            f = fold_evttype(c, t)
+            if f is True:
+                return True
+            if f is not False:
+                kids.append(f)
+        if not kids:
+            return False
+        return kids[0] if len(kids) == 1 else Or(kids, node.pos)
+    if isinstance(node, Not):
+        f = fold_evttype(node.child, t)
+        if isinstance(f, bool):
+            return not f
+        return node if f is node.child else Not(f, node.pos)
+    if (t is not None and isinstance(node, Check) and isinstance(node.lhs, FieldRef) and node.lhs.arg is None
+            and node.lhs.name in EVTTYPE_FIELDS and node.mod is None and isinstance(node.rhs, Literal | ListLiteral)):
+        names = node.rhs.values if isinstance(node.rhs, ListLiteral) else [node.rhs.value]
+        if node.op in ("=", "==", "in", "intersects"):
+            return t in names
+        if node.op == "!=":
+            return t not in names
+    return node
+
+
+class _MemoGen(CodeGen):
+    """CodeGen that evaluates sub-conditions shared by several rules at most once per event."""
+
+    def __init__(self, shared: set[str], keys: dict[int, str]):
+        super().__init__()
+        self.shared = shared
+        self.keys = keys
+        self.memo_names: dict[str, str] = {}
+        self.memo_inner: dict[str, str] = {}
+
+    def expr(self, node: Node) -> str:
+        key = self.keys.get(id(node))
+        if key is not None and key in self.shared:
+            name = self.memo_names.get(key)
+            if name is None:
+                inner = super().expr(node)
+                name = f"_m{len(self.memo_names)}"
+                self.memo_names[key] = name
+                self.memo_inner[name] = inner
+            return f"({name} if {name} is not None else ({name} := {self.memo_inner[name]}))"
+        return super().expr(node)
+
+
+def _node_keys(node: Node, keys: dict[int, str], counts: dict[str, int]) -> None:
+    if isinstance(node, And | Or | Not | Check):
+        k = node.to_string()
+        keys[id(node)] = k
+        counts[k] = counts.get(k, 0) + 1
+    if isinstance(node, And | Or):
+        for c in node.children:
+            _node_keys(c, keys, counts)
+    elif isinstance(node, Not):
+        _node_keys(node.child, keys, counts)
+
+
+def dispatch_source(entries: list[tuple[int, Node]], t: str | None) -> tuple[str, dict] | None:
+    """Source of one function evaluating `entries` (rule position, condition) for events of type `t`.
+
+    Returns None when no rule can match. The function returns None or the list of matching
+    positions, in order.
+    """
+    folded: list[tuple[int, object]] = []
+    for pos, node in entries:
+        f = fold_evttype(node, t)
+        if f is not False:
+            folded.append((pos, f))
+    if not folded:
+        return None
+    keys: dict[int, str] = {}
+    counts: dict[str, int] = {}
+    for _, f in folded:
+        if not isinstance(f, bool):
+            _node_keys(f, keys, counts)
+    shared = {k for k, n in counts.items() if n > 1}
+    gen = _MemoGen(shared, keys)
+    body: list[str] = []
+    for pos, f in folded:
+        cond = "True" if f is True else gen.expr(f)
+        body.append(f"    if {cond}:\n        if _r is None:\n            _r = [{pos}]\n"
+                    f"        else:\n            _r.append({pos})")
+    head = "def _dispatch(e):\n"
+    if gen.memo_names:
+        head += "    " + " = ".join(gen.memo_names.values()) + " = None\n"
+    src = head + "    _r = None\n" + "\n".join(body) + "\n    return _r\n"
+    return src, gen.ns
+
+
+_DISPATCH_CACHE: dict[str, Callable] = {}
+
+
+def compile_dispatch(entries: list[tuple[int, Node]], t: str | None) -> Callable | None:
+    out = dispatch_source(entries, t)
+    if out is None:
+        return None
+    src, ns = out
+    # the constants' names are positional, so equal sources with equal constants are the same function
+    code = compile(src, f"<dispatch {t or '*'}>", "exec")
+    scope = dict(ns)
+    exec(code, scope)
+    return scope["_dispatch"]

@@ -185,6 +185,9 @@ def render_open_flags(flags: int) -> str:
     return "|".join(names)
 
 
+_FLAGS_CACHE: dict[str, int] = {}
+
+
 def parse_open_flags(value: Any) -> int | None:
     """Open flags from Event.args: an int, or a Falco-formatted string like "O_RDONLY|O_CLOEXEC"."""
     if value is None or isinstance(value, bool):
@@ -192,20 +195,30 @@ def parse_open_flags(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        s = value.split("(", 1)[-1].rstrip(")") if value[:1].isdigit() and "(" in value else value
-        if s.strip().lstrip("-").isdigit():
-            return int(s)
-        total = 0
-        for tok in s.replace(",", "|").split("|"):
-            tok = tok.strip()
-            if not tok:
-                continue
-            if tok in _FLAG_VALUE:
-                total |= _FLAG_VALUE[tok]
-            elif tok.startswith("0x"):
-                total |= int(tok, 16)
-        return total
+        cached = _FLAGS_CACHE.get(value)
+        if cached is not None:
+            return cached
+        parsed = _parse_flag_string(value)
+        if len(_FLAGS_CACHE) < 4096:
+            _FLAGS_CACHE[value] = parsed
+        return parsed
     return None
+
+
+def _parse_flag_string(value: str) -> int:
+    s = value.split("(", 1)[-1].rstrip(")") if value[:1].isdigit() and "(" in value else value
+    if s.strip().lstrip("-").isdigit():
+        return int(s)
+    total = 0
+    for tok in s.replace(",", "|").split("|"):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if tok in _FLAG_VALUE:
+            total |= _FLAG_VALUE[tok]
+        elif tok.startswith("0x"):
+            total |= int(tok, 16)
+    return total
 
 
 def _open_flags(e: Event) -> int | None:
@@ -796,11 +809,14 @@ def _either_factory(name: str, type_: str, a: str, b: str):
     return lambda arg, key: Extractor(key, type_, fn, REGISTRY[name], arg, multi="either")
 
 
-_reg("fd.num", INT64, "file descriptor number", lambda e: None if e.fd is None else e.fd.num)
-_reg("fd.type", STRING, "fd type: file, directory, ipv4, ipv6, unix, pipe, memfd, ...", _fd_attr("type"))
+_reg("fd.num", INT64, "file descriptor number", lambda e: None if e.fd is None else e.fd.num,
+     inline="(None if e.fd is None else e.fd.num)")
+_reg("fd.type", STRING, "fd type: file, directory, ipv4, ipv6, unix, pipe, memfd, ...", _fd_attr("type"),
+     inline="(None if e.fd is None else e.fd.type)")
 _reg("fd.typechar", STRING, "one-character fd type (f, d, 4, 6, u, p, m, ...)",
-     lambda e: None if e.fd is None else e.fd.typechar)
-_reg("fd.name", STRING, "file path, or cip:cport->sip:sport for sockets", _fd_attr("name"))
+     lambda e: None if e.fd is None else e.fd.typechar, inline="(None if e.fd is None else e.fd.typechar)")
+_reg("fd.name", STRING, "file path, or cip:cport->sip:sport for sockets", _fd_attr("name"),
+     inline="(None if e.fd is None else e.fd.name)")
 _reg("fd.nameraw", STRING, "path exactly as passed by the caller",
      lambda e: None if e.fd is None else (e.fd.nameraw if e.fd.nameraw is not None else e.fd.name))
 _reg("fd.directory", STRING, "directory of a file fd", lambda e: _fd_file_part(e, "dir"))

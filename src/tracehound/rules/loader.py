@@ -503,7 +503,8 @@ class FileReader:
                     msg = (f"An 'override.{key}: replace' to a rule was requested but no rule by that name already "
                            "exists")
                 self.fail("LOAD_ERR_VALIDATE", msg, it.line, "rule", name)
-            exceptions = [self.validate_exception(x, name) for x in self.exceptions(it, name)]
+            exceptions = [self.validate_exception_for_append(x, prev) if ov.get("exceptions") == "append"
+                          else self.validate_exception(x, name) for x in self.exceptions(it, name)]
             for key, mode in ov.items():
                 if mode == "append":
                     self.append_key(prev, key, d[key], exceptions, it)
@@ -884,7 +885,7 @@ def _compile_rule(rd: RuleDef, subst, states, mark_used, result: LoadResult, *, 
                 output=rd.output, priority=rd.priority, source=rd.source, enabled=rd.enabled, tags=list(rd.tags),
                 index=rd.index, file=rd.loc.file, line=rd.loc.line, evttypes=types, fn=fn, formatter=fmt,
                 exceptions=[x.name for x in rd.exceptions], warn_evttypes=rd.warn_evttypes, capture=rd.capture,
-                capture_duration=rd.capture_duration, code=code)
+                capture_duration=rd.capture_duration, code=code, ast=ast if final else None)
 
 
 def _check_plugins(coll: Collector, result: LoadResult) -> None:

@@ -37,6 +37,7 @@ class Rule:
     capture: bool = False
     capture_duration: int = 0
     code: str = field(default="", repr=False)
+    ast: object = field(default=None, repr=False)  # expanded condition (for the dispatch functions)
 
     @property
     def priority_name(self) -> str:
@@ -106,17 +107,43 @@ class Ruleset:
         self._build_index()
 
     def _build_index(self) -> None:
+        """One generated function per event type over the rules that can match it.
+
+        Inside a function `evt.type` checks are constant-folded and sub-conditions shared by
+        several rules (macros such as open_read) are evaluated at most once per event.
+        """
+        from .compiler import compile_dispatch
+
         active = self.enabled_rules()
-        self._any: tuple[Rule, ...] = tuple(r for r in active if not r.restricted)
+        self._active_rules = active
+        unrestricted = [(i, r) for i, r in enumerate(active) if not r.restricted]
         types: set[str] = set()
         for r in active:
             if r.restricted:
                 types |= r.evttypes
-        by_type: dict[str, tuple] = {}
-        for t in types:
-            by_type[t] = tuple((r, r.fn) for r in active if not r.restricted or t in r.evttypes)
+        cache: dict[tuple[int, ...], object] = {}
+        by_type: dict[str, object] = {}
+        for t in sorted(types):
+            members = tuple(i for i, r in enumerate(active) if not r.restricted or t in r.evttypes)
+            by_type[t] = self._dispatch_for(members, t, active, cache, compile_dispatch)
         self._by_type = by_type
-        self._any_fns = tuple((r, r.fn) for r in self._any)
+        self._any_members = tuple(i for i, _ in unrestricted)
+        self._any = self._dispatch_for(self._any_members, None, active, cache, compile_dispatch)
+
+    @staticmethod
+    def _dispatch_for(members, t, active, cache, compile_dispatch):
+        if not members:
+            return None
+        if any(active[i].ast is None for i in members):
+            fns = tuple((i, active[i].fn) for i in members)
+
+            def slow(e, fns=fns):
+                hits = [i for i, fn in fns if fn(e)]
+                return hits or None
+
+            return slow
+        fn = compile_dispatch([(i, active[i].ast) for i in members], t)
+        return fn
 
     def evttypes(self) -> list[str]:
         """Event types the enabled rules can match (what capture must record)."""
@@ -128,16 +155,29 @@ class Ruleset:
     # -- matching -------------------------------------------------------------------------------
     def match(self, e: Event) -> list[Alert]:
         """Every enabled rule that matches the event, in rule order (rule_matching: all)."""
-        alerts: list[Alert] = []
-        for r, fn in self._by_type.get(e.type, self._any_fns):
-            try:
-                hit = fn(e)
-            except Exception:  # a malformed event must not take the engine down
-                self.eval_errors += 1
+        fn = self._by_type.get(e.type, self._any)
+        if fn is None:
+            return []
+        try:
+            hits = fn(e)
+        except Exception:  # a malformed event must not take the engine down: retry rule by rule
+            hits = self._match_slow(e)
+        if not hits:
+            return []
+        active = self._active_rules
+        return [self.make_alert(active[i], e) for i in hits]
+
+    def _match_slow(self, e: Event) -> list[int]:
+        hits = []
+        for i, r in enumerate(self._active_rules):
+            if r.restricted and e.type not in r.evttypes:
                 continue
-            if hit:
-                alerts.append(self.make_alert(r, e))
-        return alerts
+            try:
+                if r.fn(e):
+                    hits.append(i)
+            except Exception:
+                self.eval_errors += 1
+        return hits
 
     def make_alert(self, r: Rule, e: Event) -> Alert:
         message, fields = r.formatter.render(e)
