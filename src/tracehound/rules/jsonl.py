@@ -274,7 +274,7 @@ def event_from_fields(d: dict[str, Any], num: int = 1) -> Event:
         if ftype in ("ipv4", "ipv6") and name is None and fd_kw.get("sip") is not None:
             fd_kw["name"] = f"{fd_kw.get('cip') or '0.0.0.0'}:{fd_kw.get('cport') or 0}->{fd_kw['sip']}:" \
                             f"{fd_kw.get('sport') or 0}"
-        fd = Fd(num=fd_kw.pop("num", 3 if ftype != "file" else 3), type=ftype, **fd_kw)
+        fd = Fd(num=fd_kw.pop("num", 3), type=ftype, **fd_kw)
     duration = ev_kw.pop("_duration", None)
     ev = Event(num=ev_kw.pop("num", num), ts=ev_kw.pop("ts", 0), type=etype, proc=proc, args=args, fd=fd, **ev_kw)
     if pkg:
