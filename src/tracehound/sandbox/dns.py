@@ -56,11 +56,11 @@ class AddressBook:
 
     def name_for(self, ip: str) -> str | None:
         try:
-            norm = str(ipaddress.ip_address(ip.split("%")[0]))
+            addr = ipaddress.ip_address(ip.strip("[]").split("%")[0])
         except ValueError:
             return None
-        if norm.startswith("::ffff:"):
-            norm = norm[len("::ffff:"):]
+        mapped = getattr(addr, "ipv4_mapped", None)
+        norm = str(mapped if mapped is not None else addr)
         with self._lock:
             return self._by_ip.get(norm)
 

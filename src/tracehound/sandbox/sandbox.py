@@ -56,12 +56,13 @@ from tracehound.sandbox.records import (
     TcpCapture,
     UdpCapture,
 )
-from tracehound.sandbox.staging import Staging, dir_usage
+from tracehound.sandbox.staging import Staging, dir_usage, is_full
 
 SHIM = str(Path(__file__).with_name("_shim.py"))
 HOST_ID_BASE = 2_100_000_000  # unprivileged host uids/gids for sandboxes: far above any real user
 HOST_ID_SPAN = 10_000_000
 LIMIT_POLL = 0.1
+SETTLE = 0.25  # seconds between the command's exit and the survivor snapshot
 
 _ADJ = ["brisk", "calm", "eager", "fuzzy", "gentle", "jolly", "keen", "lucid", "mellow", "nimble", "quiet",
         "rapid", "sturdy", "tidy", "vivid", "witty", "zesty", "bold", "crisp", "dapper"]
@@ -547,6 +548,9 @@ class Sandbox:
 
         base = self._cgroups.counters()
         self._cgroups.reset_peak()
+        full_before = self._staging.full_areas()
+        if full_before:
+            self.warnings.append(f"run {argv[0]!r} started with full areas: {', '.join(sorted(full_before))}")
         project_base = None
         if cfg.project_mb is not None and self._staging.project is not None:
             project_base = dir_usage(self._staging.project.staged)
@@ -599,11 +603,13 @@ class Sandbox:
                 if now >= deadline:
                     res.timed_out = True
                     break
-                res.limit_hit = self._limit_hit(base, status, project_base, now >= next_disk)
+                res.limit_hit = self._limit_hit(base, status, project_base, full_before, now >= next_disk)
                 if now >= next_disk:
                     next_disk = now + 1.0
                 if res.limit_hit:
                     break
+            if command_done:
+                time.sleep(SETTLE)  # let detached children get to what they exec; they stay traced
             # whatever is still there now either outlived the command or is being stopped
             with contextlib.suppress(OSError):
                 self._cgroups.freeze()
@@ -613,7 +619,7 @@ class Sandbox:
             else:
                 res.killed = procs
             if not res.limit_hit:
-                res.limit_hit = self._limit_hit(base, status, project_base, True)
+                res.limit_hit = self._limit_hit(base, status, project_base, full_before, True)
         finally:
             if not self._cgroups.kill_all():
                 self.warnings.append("some sandbox processes did not die")
@@ -639,7 +645,8 @@ class Sandbox:
             res.error = "the sandbox ended before the command did" + (f": {' / '.join(tail)}" if tail else "")
         return res
 
-    def _limit_hit(self, base: Any, status: Mapping[str, Any], project_base: int | None, check_disk: bool) -> str | None:
+    def _limit_hit(self, base: Any, status: Mapping[str, Any], project_base: int | None, full_before: set[str],
+                   check_disk: bool) -> str | None:
         assert self._cgroups is not None and self._staging is not None
         now = self._cgroups.counters()
         if now.oom_kills > base.oom_kills:
@@ -647,14 +654,12 @@ class Sandbox:
         if now.pids_max_events > base.pids_max_events:
             return "pids"
         if check_disk:
-            if self._staging.tmpfs_full():
+            if self._staging.full_areas() - full_before:
                 return "disk"
             pid1 = status.get("child-pid")
             if pid1:
-                from tracehound.sandbox.staging import _full
-
                 for d in ("dev/shm", "run", "var"):
-                    if _full(Path(f"/proc/{pid1}/root/{d}")):
+                    if is_full(Path(f"/proc/{pid1}/root/{d}")):
                         return "disk"
             if project_base is not None and self._staging.project is not None and self.config.project_mb is not None:
                 grown = dir_usage(self._staging.project.staged, budget_s=2.0) - project_base

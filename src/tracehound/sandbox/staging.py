@@ -151,12 +151,9 @@ class Staging:
 
     # -- accounting -----------------------------------------------------------------------------
 
-    def tmpfs_full(self) -> str | None:
-        """The first size-limited area that is (almost) full, or None."""
-        for name, path in (("home", self.home), ("/tmp", self.tmp)):
-            if _full(path):
-                return name
-        return None
+    def full_areas(self) -> set[str]:
+        """The persistent size-limited areas (home, /tmp) that are (almost) full now."""
+        return {name for name, path in (("home", self.home), ("/tmp", self.tmp)) if is_full(path)}
 
     # -- teardown ---------------------------------------------------------------------------------
 
@@ -184,7 +181,7 @@ class Staging:
         return problems
 
 
-def _full(path: Path) -> bool:
+def is_full(path: Path) -> bool:
     try:
         s = os.statvfs(path)
     except OSError:
