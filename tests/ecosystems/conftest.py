@@ -70,13 +70,20 @@ def run_plans(plans: list[PhasePlan], tools: Path, *, extra_env: dict[str, str] 
         env.update(plan.env)
         argv = list(plan.argv)
         if plan.network == "registry":
-            with RecordingProxy(allow=set(plan.registries)) as proxy:
+            sock = str(tools.parent / "proxy.sock")
+            isolated = offline  # fetch in its own netns whose only way out is the proxy
+            with RecordingProxy(allow=set(plan.registries), unix_path=sock if isolated else None) as proxy:
+                url = "http://127.0.0.1:3128" if isolated else proxy.url
                 for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-                    env[k] = proxy.url
+                    env[k] = url
+                if isolated:
+                    argv = ["unshare", "-n", sys.executable, str(Path(__file__).parent / "netns_bridge.py"),
+                            "3128", sock, "--", *argv]
                 r = subprocess.run(argv, cwd=plan.cwd, env=env, capture_output=True, text=True,
                                    timeout=plan.timeout)
-                runs.append(PhaseRun(plan, r.returncode, r.stdout, r.stderr, sorted(set(proxy.seen)),
-                                     list(proxy.refused)))
+            Path(sock).unlink(missing_ok=True)
+            runs.append(PhaseRun(plan, r.returncode, r.stdout, r.stderr, sorted(set(proxy.seen)),
+                                 list(proxy.refused)))
         else:
             if offline:
                 argv = ["unshare", "-n", *argv]

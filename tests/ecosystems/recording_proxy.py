@@ -78,16 +78,25 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 class RecordingProxy:
     """Start with `with RecordingProxy(allow={...}) as p:`; `p.url` goes into HTTP(S)_PROXY."""
 
-    def __init__(self, allow: set[str]):
+    def __init__(self, allow: set[str], unix_path: str | None = None):
         self.allow = allow  # "host" or "host:port"
         self.seen: list[str] = []
         self.refused: list[str] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.unix_path = unix_path
+        if unix_path:  # reached from another network namespace through netns_bridge.py
+            self._server = _UnixServer(unix_path, _Handler)
+            self.url = ""
+        else:
+            self._server = _Server(("127.0.0.1", 0), _Handler)
+            self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._server.owner = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def allowed(self, host: str, port: int) -> bool:

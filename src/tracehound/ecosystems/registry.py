@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tracehound.ecosystems.bundler import BundlerEcosystem
 from tracehound.ecosystems.interface import Ecosystem, Project
 from tracehound.ecosystems.npm import NpmEcosystem
+from tracehound.ecosystems.pip import PipEcosystem
+from tracehound.ecosystems.pnpm import PnpmEcosystem
+from tracehound.ecosystems.yarn import YarnEcosystem
 
-ADAPTERS: list[Ecosystem] = [NpmEcosystem()]
+ADAPTERS: list[Ecosystem] = [NpmEcosystem(), YarnEcosystem(), PnpmEcosystem(), PipEcosystem(), BundlerEcosystem()]
 
 _SKIP_DIRS = {"node_modules", ".git", ".venv", "venv", "vendor", ".tox", "__pycache__", ".bundle"}
 
