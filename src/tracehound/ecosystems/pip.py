@@ -108,9 +108,12 @@ class PipEcosystem(Ecosystem):
         index_args: list[str] = []
         registries = list(self.default_registries)
         override = ctx.registries.get("pypi")
-        index_urls = [override] if override else lock.index_urls
-        for i, url in enumerate(index_urls):
-            index_args += ["--index-url" if i == 0 else "--extra-index-url", url]
+        primary = override or lock.primary_index
+        if primary:
+            index_args += ["--index-url", primary]
+        for url in lock.index_urls:
+            index_args += ["--extra-index-url", url]
+        index_urls = [u for u in (primary, *lock.index_urls) if u]
         for url in lock.find_links:
             index_args += ["--find-links", url]
         for h in [*lock.hosts, *(_hostport(u) for u in index_urls)]:

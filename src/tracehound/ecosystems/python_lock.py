@@ -70,7 +70,8 @@ class PythonLock:
     mode: str
     requirements: list[Requirement] = field(default_factory=list)
     graph: dict = field(default_factory=dict)
-    index_urls: list[str] = field(default_factory=list)  # first = --index-url, rest = --extra-index-url
+    primary_index: str | None = None  # --index-url (None: PyPI)
+    index_urls: list[str] = field(default_factory=list)  # --extra-index-url
     find_links: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)  # extra registry hosts (host[:port]) the fetch needs
     notes: list[str] = field(default_factory=list)
@@ -161,11 +162,13 @@ def parse_requirements(path: Path, root: Path, lock: PythonLock | None = None, *
                 raise ProjectError(f"{where}: option {opt} needs a value")
             if kind in ("requirement", "constraint"):
                 inc = (path.parent / value) if not value.startswith("/") else Path(value)
+                if not inc.resolve().is_relative_to(root.resolve()):
+                    raise ProjectError(f"{where}: included file {value!r} is outside the project")
                 if not inc.is_file():
                     raise ProjectError(f"{where}: included file {value!r} not found")
                 parse_requirements(inc, root, lock, constraint=constraint or kind == "constraint", _seen=seen)
             elif kind == "index-url":
-                lock.index_urls.insert(0, value)
+                lock.primary_index = value
                 _add_host(lock, value)
             elif kind == "extra-index-url":
                 lock.index_urls.append(value)
@@ -586,7 +589,9 @@ def uv_lock(lockfile: Path, root: Path) -> PythonLock:
             if "registry" in source:
                 reg = source["registry"]
                 if "://" in reg:
-                    if reg not in lock.index_urls:
+                    if reg.rstrip("/") == "https://pypi.org/simple":
+                        lock.primary_index = reg
+                    elif reg not in lock.index_urls:
                         lock.index_urls.append(reg)
                     _add_host(lock, reg)
             elif "url" in source:
