@@ -67,7 +67,7 @@ class YItem:
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    if node.tag.endswith(":null") and node.style is None and node.value in ("", "~", "null", "Null", "NULL"):
+    if node.tag.endswith(":null") and not node.style and node.value in ("", "~", "null", "Null", "NULL"):
         return None
     return node.value
 
@@ -693,8 +693,9 @@ def _expand(node: Node, lookup_macro, stack: list[str]) -> Node:
 
 
 class _MacroError(Exception):
-    def __init__(self, msg: str):
+    def __init__(self, msg: str, cascade: bool = False):
         self.msg = msg
+        self.cascade = cascade  # caused by an earlier, already reported error
         super().__init__(msg)
 
 
@@ -745,7 +746,9 @@ def compile_collector(coll: Collector, result: LoadResult, *, final: bool, optio
 
         def lookup_in_macro(name: str, stk: list[str]) -> Node:
             ref = states.get(name)
-            if ref is None or ref.error:
+            if ref is not None and ref.error:
+                raise _MacroError(f"macro '{name}' has errors", cascade=True)
+            if ref is None:
                 raise _MacroError(f"Undefined macro '{name}' used in filter.")
             if ref is st or name in stk:
                 raise _MacroError(f"reference loop in macro '{name}'")
@@ -764,8 +767,9 @@ def compile_collector(coll: Collector, result: LoadResult, *, final: bool, optio
             resolve_macro(st, [])
         except _MacroError as exc:
             st.error = True
-            result.error("LOAD_ERR_VALIDATE", exc.msg,
-                         Location(st.d.loc.file, st.d.cond_line or st.d.loc.line, None, "macro", st.d.name))
+            if not exc.cascade:
+                result.error("LOAD_ERR_VALIDATE", exc.msg,
+                             Location(st.d.loc.file, st.d.cond_line or st.d.loc.line, None, "macro", st.d.name))
     for st in states.values():
         if st.resolved is not None and not st.error:
             try:
@@ -827,7 +831,9 @@ def _compile_rule(rd: RuleDef, subst, states, mark_used, result: LoadResult, *, 
 
     def lookup_rule_macro(name: str, stack: list[str]) -> Node:
         st = states.get(name)
-        if st is None or st.error or st.resolved is None:
+        if st is not None and st.error:
+            raise _MacroError(f"macro '{name}' has errors", cascade=True)
+        if st is None or st.resolved is None:
             raise _MacroError(f"Undefined macro '{name}' used in filter.")
         used_macros.append(name)
         return st.resolved
@@ -848,7 +854,8 @@ def _compile_rule(rd: RuleDef, subst, states, mark_used, result: LoadResult, *, 
     try:
         ast = _expand(ast, lookup_rule_macro, [])
     except _MacroError as exc:
-        result.error("LOAD_ERR_VALIDATE", exc.msg, loc)
+        if not exc.cascade:
+            result.error("LOAD_ERR_VALIDATE", exc.msg, loc)
         return None
     try:
         if final:

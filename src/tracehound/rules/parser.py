@@ -7,6 +7,7 @@ references are bare identifiers, and the compiler gives them meaning later.
 from __future__ import annotations
 
 import re
+import sys
 
 from .ast import (
     TRANSFORMERS,
@@ -429,4 +430,8 @@ class Parser:
 
 def parse(text: str, max_depth: int = MAX_DEPTH) -> Node:
     """Parse a condition string (lists already substituted) into an AST."""
+    # each depth unit costs about 1.5 Python frames; make sure the limit is ours, not Python's
+    need = max_depth * 2 + 1000
+    if sys.getrecursionlimit() < need:
+        sys.setrecursionlimit(need)
     return Parser(text, max_depth).parse()
