@@ -9,6 +9,9 @@ import:  the node import driver loads each direct dependency
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import tarfile
 from pathlib import Path
 
 from tracehound.ecosystems.interface import (
@@ -69,6 +72,22 @@ class NpmEcosystem(NodeEcosystem):
             )
         return deps
 
+    def synthesize(self, target, dest: Path) -> Project:
+        """package.json depending on exactly one package: `name: version`, or `file:` a local tarball."""
+        dest.mkdir(parents=True, exist_ok=True)
+        if isinstance(target, Path):
+            name, _version = _tarball_package(target)
+            shutil.copyfile(target, dest / target.name)
+            ref = f"file:./{target.name}"
+        else:
+            if target.ecosystem != "npm":
+                raise ProjectError(f"{target}: not an npm package")
+            name, ref = target.name, target.version or "latest"
+        manifest = dest / "package.json"
+        manifest.write_text(json.dumps({"name": "tracehound-single-package", "version": "0.0.0", "private": True,
+                                        "dependencies": {name: ref}}, indent=2) + "\n", encoding="utf-8")
+        return Project("npm", dest, manifest)
+
     def plan(self, project: Project, deps: list[Dependency], ctx: PlanContext) -> list[PhasePlan]:
         cwd = ctx.project_dir
         env = self.base_env()
@@ -83,6 +102,23 @@ class NpmEcosystem(NodeEcosystem):
         if "import" in ctx.phases:
             plans.append(self.import_phase(deps, ctx, cwd))
         return plans
+
+
+def _tarball_package(path: Path) -> tuple[str, str | None]:
+    """(name, version) of an npm tarball: its package/package.json, else the `npm pack` file name."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            member = tar.getmember("package/package.json")
+            fh = tar.extractfile(member) if member.isfile() and member.size < 1_000_000 else None
+            data = json.loads(fh.read()) if fh else {}
+        if isinstance(data.get("name"), str):
+            return data["name"], data.get("version")
+    except (OSError, EOFError, KeyError, tarfile.TarError, ValueError):
+        pass
+    m = re.match(r"^(.+?)-(\d+\.\d+\.\d+[^/]*)\.tgz$", path.name)
+    if not m:
+        raise ProjectError(f"{path.name}: not an npm package tarball (name-version.tgz with package/package.json)")
+    return m.group(1), m.group(2)
 
 
 def _pinned(manifest: dict, name: str) -> str | None:
