@@ -27,8 +27,8 @@ def tree() -> Process:
 
 def event(etype: str = "openat", *, proc: Process | None = None, fd: Fd | None = None, res: int | None = 3,
           args: dict | None = None, **kw) -> Event:
-    if fd is None and etype in ("open", "openat", "openat2"):
-        fd = Fd(3, "file", "/etc/passwd")
+    if etype in ("open", "openat", "openat2"):
+        fd = fd or Fd(3, "file", "/etc/passwd")
         args = {"flags": "O_RDONLY|O_CLOEXEC", **(args or {})}
     return Event(num=kw.pop("num", 7), ts=kw.pop("ts", TS), type=etype, proc=proc or tree(), res=res,
                  args=args or {}, fd=fd, **kw)
