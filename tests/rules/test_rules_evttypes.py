@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rules_helpers import event, rule_yaml
 
 from tracehound.rules import loads
 from tracehound.rules.compiler import UNIVERSE, evttypes
 from tracehound.rules.parser import parse
-
-from rules_helpers import event, rule_yaml
 
 ALL = UNIVERSE
 

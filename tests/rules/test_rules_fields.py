@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from rules_helpers import TS, connect_event, event, tree
 
 from tracehound.events import Event, Fd, PackageRef, Process
 from tracehound.rules import fields as F
 from tracehound.rules.errors import CompileError
-
-from rules_helpers import TS, connect_event, event, tree
 
 
 def x(name: str, e: Event, arg: str | None = None):
@@ -218,24 +217,9 @@ def test_unknown_fields_are_errors():
     assert F.has_field("evt.arg.anything") and F.has_field("proc.aname") and not F.has_field("foo.bar")
 
 
-STABLE_FIELDS = """evt.arg.domain evt.arg.flags evt.arg.linkpath evt.arg.newpath evt.arg.oldpath evt.arg.request
-evt.arg.target evt.args evt.is_open_read evt.is_open_write evt.num evt.rawres evt.res evt.type fd.connected
-fd.directory fd.filename fd.ip fd.l4proto fd.lport fd.name fd.name_changed fd.nameraw fd.net fd.num fd.rport
-fd.sip fd.sip.name fd.snet fd.sport fd.type fd.typechar proc.aexepath proc.aname proc.args proc.cmdline proc.cwd
-proc.duration proc.exe proc.exe_ino.ctime proc.exe_ino.ctime_duration_proc_start proc.exe_ino.mtime proc.exepath
-proc.is_exe_from_memfd proc.is_exe_upper_layer proc.name proc.pcmdline proc.pexe proc.pexepath proc.pname
-proc.sname proc.tty thread.cap_effective user.loginname user.loginuid user.name user.uid group.gid group.name
-container.id container.image.repository container.privileged container.start_ts k8s.ns.name""".split()
+STABLE_FIELDS = ["evt.arg.domain", "evt.arg.flags", "evt.arg.linkpath", "evt.arg.newpath", "evt.arg.oldpath", "evt.arg.request", "evt.arg.target", "evt.args", "evt.is_open_read", "evt.is_open_write", "evt.num", "evt.rawres", "evt.res", "evt.type", "fd.connected", "fd.directory", "fd.filename", "fd.ip", "fd.l4proto", "fd.lport", "fd.name", "fd.name_changed", "fd.nameraw", "fd.net", "fd.num", "fd.rport", "fd.sip", "fd.sip.name", "fd.snet", "fd.sport", "fd.type", "fd.typechar", "proc.aexepath", "proc.aname", "proc.args", "proc.cmdline", "proc.cwd", "proc.duration", "proc.exe", "proc.exe_ino.ctime", "proc.exe_ino.ctime_duration_proc_start", "proc.exe_ino.mtime", "proc.exepath", "proc.is_exe_from_memfd", "proc.is_exe_upper_layer", "proc.name", "proc.pcmdline", "proc.pexe", "proc.pexepath", "proc.pname", "proc.sname", "proc.tty", "thread.cap_effective", "user.loginname", "user.loginuid", "user.name", "user.uid", "group.gid", "group.name", "container.id", "container.image.repository", "container.privileged", "container.start_ts", "k8s.ns.name"]
 
-SUPPLY_CHAIN_FIELDS = """evt.time evt.time.iso8601 evt.rawtime evt.dir evt.failed evt.is_open_exec evt.is_open_create
-evt.buffer evt.buflen evt.abspath evt.abspath.src evt.abspath.dst evt.rawarg.res evt.category evt.source
-evt.hostname fs.path.name fs.path.source fs.path.target proc.pid proc.vpid proc.ppid proc.pvpid proc.sid
-proc.sname proc.is_sid_leader proc.vpgid proc.is_vpgid_leader proc.env proc.exeline proc.cmdnargs proc.cmdlenargs
-proc.acmdline proc.apid proc.aexe proc.is_exe_writable proc.loginshellid proc.stdin.type proc.stdout.type
-thread.tid thread.vtid thread.cap_permitted thread.cap_inheritable fd.cip fd.sip fd.lip fd.rip fd.cport fd.sport
-fd.lport fd.rport fd.port fd.ip fd.net fd.cnet fd.snet fd.lnet fd.rnet fd.sockfamily fd.is_server fd.cip.name
-fd.rip.name fd.lip.name fd.dev fd.ino user.homedir user.shell container.name container.image
-container.image.tag container.mounts k8s.pod.name pkg.name pkg.version pkg.ecosystem pkg.phase""".split()
+SUPPLY_CHAIN_FIELDS = ["evt.time", "evt.time.iso8601", "evt.rawtime", "evt.dir", "evt.failed", "evt.is_open_exec", "evt.is_open_create", "evt.buffer", "evt.buflen", "evt.abspath", "evt.abspath.src", "evt.abspath.dst", "evt.rawarg.res", "evt.category", "evt.source", "evt.hostname", "fs.path.name", "fs.path.source", "fs.path.target", "proc.pid", "proc.vpid", "proc.ppid", "proc.pvpid", "proc.sid", "proc.sname", "proc.is_sid_leader", "proc.vpgid", "proc.is_vpgid_leader", "proc.env", "proc.exeline", "proc.cmdnargs", "proc.cmdlenargs", "proc.acmdline", "proc.apid", "proc.aexe", "proc.is_exe_writable", "proc.loginshellid", "proc.stdin.type", "proc.stdout.type", "thread.tid", "thread.vtid", "thread.cap_permitted", "thread.cap_inheritable", "fd.cip", "fd.sip", "fd.lip", "fd.rip", "fd.cport", "fd.sport", "fd.lport", "fd.rport", "fd.port", "fd.ip", "fd.net", "fd.cnet", "fd.snet", "fd.lnet", "fd.rnet", "fd.sockfamily", "fd.is_server", "fd.cip.name", "fd.rip.name", "fd.lip.name", "fd.dev", "fd.ino", "user.homedir", "user.shell", "container.name", "container.image", "container.image.tag", "container.mounts", "k8s.pod.name", "pkg.name", "pkg.version", "pkg.ecosystem", "pkg.phase"]
 
 
 @pytest.mark.parametrize("name", sorted(set(STABLE_FIELDS + SUPPLY_CHAIN_FIELDS)))

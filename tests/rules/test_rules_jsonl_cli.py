@@ -6,12 +6,11 @@ import io
 import json
 
 import pytest
+from rules_helpers import TS
 
 from tracehound.cli.main import main
 from tracehound.rules import fields as F
 from tracehound.rules.jsonl import EventFormatError, event_from_fields, read_events
-
-from rules_helpers import TS
 
 
 def x(name, e, arg=None):

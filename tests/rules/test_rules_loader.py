@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rules_helpers import event
 
 from tracehound.events import Process
 from tracehound.rules import RuleLoadError, load, load_result, loads
-
-from rules_helpers import event
 
 
 def dedent(text: str) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from rules_helpers import connect_event, evaluate, event, tree
 
 from tracehound.events import Fd, Process
 from tracehound.rules.compiler import compile_condition
 from tracehound.rules.errors import CompileError, RulesError
 from tracehound.rules.parser import parse
-
-from rules_helpers import connect_event, evaluate, event, tree
 
 # the event: node (pid 400, args "install.js --foo") under npm <- bash <- sshd, reading /etc/passwd
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from rules_helpers import TS, connect_event, event, rule_yaml
 
 from tracehound.events import PackageRef
 from tracehound.rules import loads
 from tracehound.rules.errors import CompileError
 from tracehound.rules.output import OutputFormat
-
-from rules_helpers import TS, connect_event, event, rule_yaml
 
 
 def render(fmt: str, e=None) -> tuple[str, dict]:
