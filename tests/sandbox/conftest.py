@@ -18,6 +18,31 @@ def _needs_root(request):
         pytest.skip("needs root (namespaces, cgroups, nftables, mounts)")
 
 
+@pytest.fixture(name="leftovers")
+def _leftovers_fixture():
+    return leftovers
+
+
+def processes_of_uid(uid: int, zombies: bool = True) -> list[int]:
+    """Host processes running as `uid` (a Sandbox's host uid: nobody else uses it)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if int(status["Uid"].split()[0]) == uid and (zombies or not status["State"].strip().startswith("Z")):
+                out.append(int(entry))
+    return out
+
+
+@pytest.fixture(name="processes_of_uid")
+def _processes_fixture():
+    return processes_of_uid
+
+
 def leftovers(sandbox_id: str, state_dir: str = "/run/tracehound") -> list[str]:
     """Everything a Sandbox with this id could have left behind on the host."""
     found = []

@@ -621,9 +621,20 @@ class Sandbox:
             if not res.limit_hit:
                 res.limit_hit = self._limit_hit(base, status, project_base, full_before, True)
         finally:
+            # Kill the namespace's init first: the kernel then kills and reaps everything inside,
+            # and bwrap reaps the init. Killing all at once could orphan the init to host pid 1.
+            pid1 = status.get("child-pid")
+            if isinstance(pid1, int) and pid1 in self._cgroups.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid1, signal.SIGKILL)
+            self._cgroups.thaw()
+            os.close(hold_w)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
             if not self._cgroups.kill_all():
                 self.warnings.append("some sandbox processes did not die")
-            os.close(hold_w)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

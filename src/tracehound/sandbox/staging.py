@@ -62,6 +62,11 @@ class Staging:
     def create(cls, state_dir: Path, sandbox_id: str, host_uid: int, host_gid: int, tmpfs_mb: int) -> Staging:
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o711)
+        for parent in state_dir.resolve().parents:
+            # bwrap runs as an unprivileged uid and must be able to walk down to the staging dir
+            if not os.stat(parent).st_mode & 0o001:
+                raise SandboxError(f"state_dir {state_dir} is not reachable by unprivileged users: "
+                                   f"{parent} lacks o+x (use a directory like /run/tracehound)")
         root = state_dir / sandbox_id
         root.mkdir(mode=0o711)
         st = cls(root, host_uid, host_gid)
