@@ -57,6 +57,14 @@ def test_cmdline_and_indexed_ancestors():
     assert x("proc.duration", e) == 5
 
 
+def test_result_defaults_to_success_or_the_new_descriptor():
+    assert event_from_fields({"evt.type": "execve"}).res == 0
+    assert event_from_fields({"evt.type": "openat", "fd.num": 7, "fd.name": "/x"}).res == 7
+    assert event_from_fields({"evt.type": "read", "fd.num": 7, "fd.name": "/x"}).res == 0
+    assert event_from_fields({"evt.type": "openat", "evt.res": "ENOENT", "fd.num": -1}).res == -2
+    assert event_from_fields({"evt.type": "connect", "evt.rawres": -115}).res == -115
+
+
 def test_iso_time():
     e = event_from_fields({"evt.type": "close", "evt.rawtime": "2016-08-04T16:17:57.881781397Z"})
     assert e.ts == TS

@@ -24,6 +24,10 @@ _ANCESTRY = {"proc.aname": "comm", "proc.aexe": "exe", "proc.aexepath": "exepath
 _PARENT = {"proc.pname": "comm", "proc.pexe": "exe", "proc.pexepath": "exepath", "proc.pcmdline": "cmdline",
            "proc.ppid": "pid", "proc.pvpid": "vpid"}
 _INDEXED = re.compile(r"^(proc\.a(?:name|exe|exepath|cmdline|pid))\[(\d+)\]$")
+_FD_RETURNING = frozenset({"open", "openat", "openat2", "creat", "open_by_handle_at", "socket", "accept", "accept4",
+                           "dup", "dup2", "dup3", "memfd_create", "pipe", "pipe2", "eventfd", "eventfd2", "signalfd",
+                           "signalfd4", "timerfd_create", "inotify_init", "inotify_init1", "userfaultfd",
+                           "pidfd_open", "epoll_create", "epoll_create1", "fcntl"})
 _TUPLE = re.compile(r"^\[?([0-9a-fA-F:.]+?)\]?:(\d+)->\[?([0-9a-fA-F:.]+?)\]?:(\d+)$")
 
 # keys the converter understands; anything else is an error (typos should not silently match nothing)
@@ -254,6 +258,7 @@ def event_from_fields(d: dict[str, Any], num: int = 1) -> Event:
         child = parent
     # the fd
     fd = None
+    fd_num_given = "num" in fd_kw and etype in _FD_RETURNING
     tc = d.get("fd.typechar")
     if fd_kw or tc is not None:
         ftype = fd_kw.pop("type", None)
@@ -275,6 +280,10 @@ def event_from_fields(d: dict[str, Any], num: int = 1) -> Event:
             fd_kw["name"] = f"{fd_kw.get('cip') or '0.0.0.0'}:{fd_kw.get('cport') or 0}->{fd_kw['sip']}:" \
                             f"{fd_kw.get('sport') or 0}"
         fd = Fd(num=fd_kw.pop("num", 3), type=ftype, **fd_kw)
+    if "res" not in ev_kw:
+        # a line that says nothing about the result describes a successful call; for calls that
+        # return a descriptor the result is that descriptor
+        ev_kw["res"] = fd.num if fd is not None and fd_num_given else 0
     duration = ev_kw.pop("_duration", None)
     ev = Event(num=ev_kw.pop("num", num), ts=ev_kw.pop("ts", 0), type=etype, proc=proc, args=args, fd=fd, **ev_kw)
     if pkg:
