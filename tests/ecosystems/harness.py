@@ -1,4 +1,4 @@
-"""Helpers for the ecosystem tests: run a plan's phases for real, outside the sandbox.
+"""Harness for the ecosystem integration tests: run a plan's phases for real, outside the sandbox.
 
 `run_plans` plays the scan orchestrator's part: it writes each phase's files and our drivers into a
 tools directory, runs the argv with a clean environment (the plan's env plus PATH/HOME and the
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from recording_proxy import RecordingProxy
-
 from tracehound.ecosystems.interface import PhasePlan, PlanContext
+
+sys.path.insert(0, str(Path(__file__).parent))
+from recording_proxy import RecordingProxy
 
 DRIVERS = Path(__file__).resolve().parents[2] / "src" / "tracehound" / "ecosystems" / "drivers"
 _PASS_ENV = ("SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS", "PIP_CERT", "REQUESTS_CA_BUNDLE")
@@ -45,8 +44,7 @@ def can_unshare_net() -> bool:
         return False
 
 
-@pytest.fixture
-def sandbox_paths(tmp_path: Path) -> tuple[Path, Path, PlanContext]:
+def sandbox_layout(tmp_path: Path) -> tuple[Path, Path, PlanContext]:
     """A project dir and tools dir laid out like the sandbox's, under a temp root."""
     project = tmp_path / "builds" / "acme" / "shop"
     tools = tmp_path / "tracehound-tools"
@@ -102,4 +100,5 @@ def assert_ok(runs: list[PhaseRun], phases: int) -> None:
     assert len(runs) == phases
 
 
-needs_unshare = pytest.mark.skipif(not can_unshare_net(), reason="offline phases need `unshare -n` (root)")
+needs_unshare = pytest.mark.skipif(not can_unshare_net(),
+                                   reason="phases run in private network namespaces: needs `unshare -n` (root)")

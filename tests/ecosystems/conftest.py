@@ -1,0 +1,6 @@
+"""Makes the helpers next to the ecosystem tests (harness, recording proxy) importable."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
