@@ -188,6 +188,11 @@ def test_getopt():
     assert evaluate("getopt(\"lp:e:\", proc.args)[p] = 4444", e) is True
     assert evaluate("getopt(\"lp:e:\", proc.args)[x] exists", e) is False
     assert evaluate('getopt("lp:e:", proc.args) intersects (l)', e) is True
+    # a list-valued left side: `in` needs every element in the set, `intersects` any one
+    assert evaluate('getopt("lp:e:", proc.args) in (l, "p=4444", "e=/bin/sh")', e) is True
+    assert evaluate('getopt("lp:e:", proc.args) in (l, "p=4444")', e) is False
+    assert evaluate('getopt("lp:e:", proc.args) intersects (x, y)', e) is False
+    assert evaluate('len(getopt("lp:e:", proc.args)) = 3', e) is True
 
 
 @pytest.mark.parametrize("cond,message", [
