@@ -961,10 +961,17 @@ def load_result(sources: Iterable[Source] | Source, *, min_priority: str | int =
             except (OSError, UnicodeDecodeError) as exc:
                 result.error("LOAD_ERR_FILE_READ", f"Could not read file: {exc}", Location(name))
                 return result
-        if not FileReader(coll, result, name).read(text):
-            return result
         final = i == len(entries) - 1
-        rs = compile_collector(coll, result, final=final, options=options)
+        try:
+            if not FileReader(coll, result, name).read(text):
+                return result
+            rs = compile_collector(coll, result, final=final, options=options)
+        except RecursionError:
+            result.error("LOAD_ERR_COMPILE_CONDITION", "condition nested too deeply", Location(name))
+            return result
+        except Exception as exc:  # a bug of ours must still give the user a file name, not a traceback
+            result.error("LOAD_ERR_VALIDATE", f"internal error while loading this file: {exc!r}", Location(name))
+            return result
         if result.errors:
             return result
         if final:
