@@ -303,7 +303,8 @@ class ScriptBuilder:
                 nums.append(s)
                 lay.fields.append(_Field("flags" if kind == "clone_args" else argname, "u64", 1))
             elif kind in ("path", "str"):
-                if lay.trailing is None:
+                # a string rides on the main line only when the line is short enough for the stack
+                if lay.trailing is None and sum(1 for k in spec if k[1] not in ("skip", "argv", "envp")) <= 4:
                     lay.trailing = argname
                     lay.trailing_idx = idx
                 else:

@@ -160,6 +160,7 @@ class EbpfSession(Session):
                 raise CaptureError(f"cannot use cgroup {self.cgroup_path}: {exc}") from exc
         self.builder = ScriptBuilder(self.backend.syscalls, self.cgroup_id, os.getpid(), self.opts.env_filter)
         Path(self.scriptfile).write_text(self.builder.script())
+        self.stats.unsupported = list(self.builder.unsupported)
         offset = time.time_ns() - time.monotonic_ns()
         self.parser = OutputParser(self.builder.layouts, clock_offset=offset)
         path = _bpftrace_path()

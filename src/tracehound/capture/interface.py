@@ -54,6 +54,7 @@ class CaptureStats:
     truncated_strings: int = 0  # strings cut by the tracer's length limit (not a loss)
     unknown_fds: int = 0  # events about an fd whose creation was not seen (inherited fds)
     errors: list[str] = field(default_factory=list)  # tracer failures
+    unsupported: list[str] = field(default_factory=list)  # syscalls this host cannot record
     samples: list[str] = field(default_factory=list)  # a few undecodable lines, for the report
 
     @property
@@ -73,7 +74,8 @@ class CaptureStats:
             "backend": self.backend, "version": self.version, "events": self.events, "records": self.records,
             "lines": self.lines, "dropped_kernel": self.dropped_kernel,
             "unparsable_lines": self.unparsable_lines, "truncated_strings": self.truncated_strings,
-            "unknown_fds": self.unknown_fds, "lost": self.lost, "reasons": self.reasons(),
+            "unknown_fds": self.unknown_fds, "unsupported": list(self.unsupported), "lost": self.lost,
+            "reasons": self.reasons(),
         }
 
 
@@ -93,6 +95,9 @@ class SessionOptions:
     resolve_name: Callable[[str], str | None] | None = None  # ip -> DNS name (fd.sip.name)
     env_filter: EnvFilter | None = None
     hostname: str | None = None
+    # path as the traced processes see it -> path on the host (None: the same); used to read the
+    # first line of executed scripts for backends that see argv only as the caller passed it
+    host_path: Callable[[str], str | None] | None = None
 
 
 class Session(ABC):
@@ -185,16 +190,31 @@ class Session(ABC):
             resolve_name=o.resolve_name,
             users=UserDb(o.passwd_path, o.group_path),
             root_cwd=o.cwd if o.cwd is not None else os.getcwd(),
-            root_uid=o.uid if o.uid is not None else os.getuid(),
-            root_gid=o.gid if o.gid is not None else os.getgid(),
+            root_uid=o.uid if o.uid is not None else (os.getuid() if self.backend.caller_creds else None),
+            root_gid=o.gid if o.gid is not None else (os.getgid() if self.backend.caller_creds else None),
             env_filter=o.env_filter,
             hostname=o.hostname,
+            read_head=self._read_head if self.backend.argv_as_passed else None,
         )
         self._events = table.feed_all(recs)
         self.stats.records = len(recs)
         self.stats.events = len(self._events)
         self.stats.unknown_fds = table.unknown_fds
         self._records = []
+
+
+    def _read_head(self, path: str) -> bytes | None:
+        if not path.startswith("/"):
+            return None
+        mapper = self.opts.host_path
+        host = mapper(path) if mapper is not None else path
+        if host is None:
+            return None
+        try:
+            with open(host, "rb") as fh:
+                return fh.read(256)
+        except OSError:
+            return None
 
 
 def _record_key(r: RawSyscall) -> tuple[int, int]:
@@ -205,6 +225,11 @@ class Backend(ABC):
     """A way of recording syscalls. Subclasses: `ptrace.PtraceBackend`, `ebpf.EbpfBackend`."""
 
     name = "?"
+    # the first traced process runs with the caller's uid/gid (ptrace: it is the tracer's child);
+    # otherwise they come from the source's own first-sight record
+    caller_creds = False
+    # execve's argv is reported as passed (strace) rather than read back from the new process
+    argv_as_passed = False
 
     def __init__(self, evttypes: Iterable[str] | None = None):
         # the event types the caller wants as Events; None means every decodable syscall

@@ -35,6 +35,8 @@ def _strace_path() -> str | None:
 
 class PtraceBackend(Backend):
     name = "ptrace"
+    caller_creds = True
+    argv_as_passed = True
 
     def __init__(self, evttypes: Iterable[str] | None = None, *, decode_fds: bool = False,
                  string_limit: int = STRING_LIMIT):

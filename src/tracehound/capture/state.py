@@ -248,6 +248,7 @@ class StateTable:
         env_filter: EnvFilter | None = None,
         snaplen: int = DEFAULT_SNAPLEN,
         hostname: str | None = None,
+        read_head: Callable[[str], bytes | None] | None = None,
     ):
         self.evttypes: frozenset[str] | None = frozenset(evttypes) if evttypes is not None else None
         self.container_id = container_id
@@ -261,6 +262,10 @@ class StateTable:
         self.root_gid = root_gid
         self.env_filter = env_filter or EnvFilter()
         self.snaplen = snaplen
+        # Sources that report execve's argv as the caller passed it (strace) set this, so that
+        # "#!" scripts get the argv the kernel builds (interpreter, its argument, the script path,
+        # the rest) like sources that read it back from the new process (bpftrace, Falco).
+        self.read_head = read_head
         self.threads: dict[int, _Thread] = {}
         self.groups: dict[int, _Group] = {}
         self.epoch = 0
@@ -752,6 +757,8 @@ class StateTable:
         exepath, from_memfd = self._exec_target(th, rec)
         argv = a.get("argv")
         fname = filename or ""
+        if self.read_head is not None and argv is not None and not from_memfd:
+            argv = self._script_argv(exepath, fname, argv)
         comm = rec.comm or posixpath.basename(fname)[:15] or g.comm
         g.comm = comm
         g.exe = argv[0] if argv else fname
@@ -776,6 +783,28 @@ class StateTable:
             "env": g.env, "uid": g.uid, "gid": g.gid, "filename": filename,
         }
         return self._event(rec, th, args)
+
+    def _script_argv(self, exepath: str, filename: str, argv: list[str]) -> list[str]:
+        """The argv binfmt_script gives a "#!" script: [interp, (arg), filename, argv[1:]...]."""
+        path = exepath
+        for _depth in range(4):  # the kernel allows a few levels of interpreters
+            try:
+                head = self.read_head(path) if self.read_head is not None else None
+            except OSError:
+                head = None
+            if not head or not head.startswith(b"#!"):
+                return argv
+            line = head[2:].split(b"\n", 1)[0].replace(b"\t", b" ").strip()
+            if not line:
+                return argv
+            interp, _, iarg = line.partition(b" ")
+            iarg = iarg.strip()
+            new = [interp.decode("utf-8", "surrogateescape")]
+            if iarg:
+                new.append(iarg.decode("utf-8", "surrogateescape"))
+            argv = [*new, filename, *argv[1:]]
+            filename = path = new[0]
+        return argv
 
     def _h_exit(self, rec: RawSyscall, th: _Thread, want: bool) -> Event | None:
         g = th.group
@@ -809,6 +838,8 @@ class StateTable:
             g.uid = a.get("uid")
         if g.gid is None and a.get("gid") is not None:
             g.gid = a.get("gid")
+        if g.fs.cwd is None and a.get("cwd") is not None:
+            g.fs.cwd = a.get("cwd")
         if g.start_ts is None:
             g.start_ts = rec.ts
         self._changed()
