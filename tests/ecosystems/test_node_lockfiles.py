@@ -282,7 +282,8 @@ def test_pnpm_peer_suffixes_and_v5_keys():
     assert parse_key("@types/node@20.1.0", 9) == ("@types/node", "20.1.0")
     assert parse_key("/@babel/core/7.22.0", 5) == ("@babel/core", "7.22.0")
     assert parse_key("/react-dom/18.2.0_react@18.2.0", 5) == ("react-dom", "18.2.0")
-    assert parse_key("foo@file:../foo", 9) is None
+    assert parse_key("hook@file:hook", 9) == ("hook", "file:hook")
+    assert parse_key("foo@link:../foo", 9) is None
 
 
 @pytest.mark.parametrize(("lock", "message"), [

@@ -41,7 +41,7 @@ def read_lock(path: Path) -> tuple[dict, str]:
 
 
 def parse_key(key: str, major: int) -> tuple[str, str] | None:
-    """A `packages:` key -> (name, version); None for keys that are not registry packages."""
+    """A `packages:` key -> (name, version or a local reference such as `file:hook`); None if unreadable."""
     k = key.lstrip("/")
     k = re.sub(r"\(.*\)$", "", k)  # v6/v9 peer suffix: foo@1.0.0(react@18.2.0)
     if major == 5:
@@ -50,11 +50,11 @@ def parse_key(key: str, major: int) -> tuple[str, str] | None:
         if not name or not version[:1].isdigit():
             return None
         return name, version
-    at = k.rfind("@")
+    at = k.find("@", 1)
     if at <= 0:
         return None
     name, version = k[:at], k[at + 1 :]
-    if ":" in version or not version[:1].isdigit():
+    if not version[:1].isdigit() and not version.startswith("file:"):
         return None
     return name, version
 
@@ -65,7 +65,10 @@ def _ref_version(ref) -> str | None:
         ref = ref.get("version")
     if not isinstance(ref, str):
         return None
-    ref = re.sub(r"\(.*\)$", "", ref).split("_", 1)[0]
+    ref = re.sub(r"\(.*\)$", "", ref)
+    if ref.startswith("file:"):
+        return ref
+    ref = ref.split("_", 1)[0]
     if ref.startswith("/"):
         ref = ref.rsplit("/", 1)[-1] if "@" not in ref else ref.rsplit("@", 1)[-1]
     return ref if ref[:1].isdigit() else None
@@ -122,17 +125,18 @@ class PnpmEcosystem(NodeEcosystem):
                 continue
             entry = entry if isinstance(entry, dict) else {}
             name = entry.get("name") or parsed[0]
-            version = str(entry.get("version") or parsed[1])
-            if (name, version) in seen:
+            ref = parsed[1]  # a version, or file:<path> for a local package
+            if (name, ref) in seen:
                 continue
-            seen.add((name, version))
-            is_direct = (name, version) in direct
+            seen.add((name, ref))
+            is_direct = (name, ref) in direct
             if is_direct:
-                dev = direct[(name, version)]
+                dev = direct[(name, ref)]
             elif "dev" in entry:
                 dev = bool(entry["dev"])
             else:
-                dev = (name, version) not in prod
+                dev = (name, ref) not in prod
+            version = ref if ref[:1].isdigit() else (str(entry["version"]) if entry.get("version") else None)
             deps.append(Dependency(name, version, "npm", direct=is_direct, dev=dev, manifest="pnpm-lock.yaml",
                                    line=lines.get(str(key))))
         return deps
