@@ -690,6 +690,15 @@ def dispatch_source(entries: list[tuple[int, Node]], t: str | None) -> tuple[str
         body.append(f"    if {cond}:\n        if _r is None:\n            _r = [{pos}]\n"
                     f"        else:\n            _r.append({pos})")
     head = "def _dispatch(e):\n"
+    text = "\n".join(body)
+    # hoist the event's process and fd into locals: inline field accessors read them many times
+    if "e.fd" in text:
+        text = re.sub(r"\be\.fd\b", "_fd", text)
+        head += "    _fd = e.fd\n"
+    if "e.proc" in text:
+        text = re.sub(r"\be\.proc\b", "_p", text)
+        head += "    _p = e.proc\n"
+    body = [text]
     if gen.memo_names:
         head += "    " + " = ".join(gen.memo_names.values()) + " = None\n"
     src = head + "    _r = None\n" + "\n".join(body) + "\n    return _r\n"

@@ -222,11 +222,19 @@ def _parse_flag_string(value: str) -> int:
 
 
 def _open_flags(e: Event) -> int | None:
-    if e.type not in OPEN_TYPES:
+    t = e.type
+    if t not in OPEN_TYPES:
         return None
-    if e.type == "creat":
+    if t == "creat":
         return O_CREAT | O_WRONLY | 0o1000
-    return parse_open_flags(e.args.get("flags"))
+    f = e.args.get("flags")
+    if f.__class__ is str:  # the common case: a cached Falco-formatted string
+        v = _FLAGS_CACHE.get(f)
+        if v is not None:
+            return v
+    elif f.__class__ is int:
+        return f
+    return parse_open_flags(f)
 
 
 def render_value(v: Any) -> str:
