@@ -257,3 +257,28 @@ def test_ip_to_name_for_capture():
         names = sb.dns_names()
     (ip,) = [ip for ip, n in names.items() if n == "c2.evil.example" and "." in ip]
     socket.inet_aton(ip)
+
+
+ICMP_FROM_ROOT = (
+    "import socket, struct\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n"
+    "hdr = struct.pack('!BBHHH', 8, 0, 0, 1, 1)\n"
+    "csum = ~sum(struct.unpack('!4H', hdr)) & 0xffff\n"
+    "for _ in range(3):\n"
+    "    s.sendto(struct.pack('!BBHHH', 8, 0, csum, 1, 1), ('203.0.113.1', 0))\n"
+)
+
+
+def test_other_protocols_are_dropped_and_counted():
+    """Even a process with CAP_NET_RAW in the sandbox's namespace (here: root on the host, entering
+    it) cannot get a packet past the gateway: it is counted and dropped there."""
+    with Sandbox(SandboxConfig(timeout=30)) as sb:
+        before = sb.network_log().blocked_packets
+        subprocess.run(["nsenter", f"--net={sb.netns_path}", "python3", "-c", ICMP_FROM_ROOT], check=True)
+        import time
+
+        time.sleep(0.3)
+        after = sb.network_log().blocked_packets
+        log = sb.network_log()
+    assert before == 0 and after == 3
+    assert log.tcp == [] and log.udp == []

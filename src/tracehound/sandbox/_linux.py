@@ -68,14 +68,6 @@ def umount(target: str, detach: bool = True) -> None:
     _check(_libc.umount2(target.encode(), MNT_DETACH if detach else 0), f"umount {target}")
 
 
-def is_mountpoint(path: str) -> bool:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == path for line in f)
-    except OSError:
-        return False
-
-
 def mounts_under(prefix: str) -> list[str]:
     prefix = prefix.rstrip("/")
     out = []

@@ -149,6 +149,11 @@ class NetNamespaces:
         return problems
 
 
+# neighbour discovery and multicast listener reports: the link's own housekeeping, not traffic
+ND = ("    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert,"
+      " mld-listener-report, mld2-listener-report } return\n")
+
+
 def gateway_ruleset(mode: str, ports: RecorderPorts, ni: NetIdentity) -> str:
     """nftables rules of the gateway namespace for one network mode.
 
@@ -156,7 +161,8 @@ def gateway_ruleset(mode: str, ports: RecorderPorts, ni: NetIdentity) -> str:
       proxy port on the gateway's own addresses in registry mode.
     * UDP from the sandbox: `tproxy` to the recorder's transparent sockets, which receive the
       original destination with each datagram (and answer port 53 as DNS).
-    * Anything else entering from the sandbox is counted and dropped; nothing is ever forwarded.
+    * Anything else entering from the sandbox (ICMP, SCTP, raw IP, ...) is counted and dropped at
+      once in prerouting (the gateway has no route anywhere anyway); nothing is ever forwarded.
     * In `none` mode the sandbox's eth0 is down; the gateway also drops whatever might still come.
     """
     proxy_rules = ""
@@ -165,17 +171,19 @@ def gateway_ruleset(mode: str, ports: RecorderPorts, ni: NetIdentity) -> str:
                        f"    ip6 daddr {ni.gateway6} tcp dport {PROXY_PORT} redirect to :{ports.proxy}\n")
     if mode == "none":
         nat = "    iifname \"lo\" return\n"
-        mangle = "    iifname \"lo\" return\n"
+        mangle = "    iifname \"lo\" return\n    counter name \"escaped\" drop\n"
         inp = "    iifname \"lo\" accept\n    counter name \"escaped\" drop\n"
     else:
         nat = ("    iifname \"lo\" return\n" + proxy_rules
                + f"    meta l4proto tcp redirect to :{ports.tcp}\n")
         mangle = ("    iifname \"lo\" return\n"
-                  f"    meta l4proto udp tproxy to :{ports.udp} meta mark set {TPROXY_MARK:#x} accept\n")
+                  f"    meta l4proto udp tproxy to :{ports.udp} meta mark set {TPROXY_MARK:#x} accept\n"
+                  "    meta l4proto tcp return\n"
+                  f"{ND}"
+                  "    counter name \"escaped\" drop\n")
         inp = ("    iifname \"lo\" accept\n"
                "    meta l4proto { tcp, udp } accept\n"
-               "    icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert,"
-               " mld-listener-report, mld2-listener-report } accept\n"
+               f"{ND.replace('return', 'accept')}"
                "    counter name \"escaped\" drop\n")
     return (
         "table inet tracehound\n"

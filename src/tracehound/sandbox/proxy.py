@@ -183,6 +183,16 @@ class RegistryProxy:
         self._thread.start()
         return self.port
 
+    def wait_idle(self, timeout: float = 3.0) -> bool:
+        """Wait until every client connection has been logged (see Recorder.wait_idle)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._conns:
+                    return True
+            time.sleep(0.01)
+        return False
+
     def stop(self) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import fcntl
 import os
+import select
 import selectors
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -73,6 +76,9 @@ class Recorder:
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self.ports: RecorderPorts | None = None
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._udp_socks: list[socket.socket] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,12 +110,31 @@ class Recorder:
 
         tcp, udp, tport, uport = _linux.run_in_netns(self.gw, make)
         self._socks = tcp + udp
+        self._udp_socks = udp
         self.ports = RecorderPorts(tcp=tport, udp=uport)
         for target, args, name in ((self._accept_loop, (tcp,), "tcp"), (self._udp_loop, (udp,), "udp")):
             t = threading.Thread(target=target, args=args, name=f"tracehound-rec-{name}", daemon=True)
             t.start()
             self._threads.append(t)
         return self.ports
+
+    def wait_idle(self, timeout: float = 3.0) -> bool:
+        """Wait until every accepted connection and queued datagram has been recorded.
+
+        Called when a run ends (its processes are dead, so their sockets are closed), so that the
+        network log read right after `run()` is complete."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._conns_lock:
+                conns = len(self._conns)
+            with self._busy_lock:
+                busy = self._busy
+            queued = any(_pending(s) for s in self._udp_socks) or any(
+                _pending_accept(s) for s in self._socks if s.type == socket.SOCK_STREAM)
+            if not conns and not busy and not queued:
+                return True
+            time.sleep(0.01)
+        return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -302,11 +327,16 @@ class Recorder:
                     if key.fileobj == self._wake_r:
                         return
                     s: socket.socket = key.fileobj  # type: ignore[assignment]
+                    with self._busy_lock:
+                        self._busy += 1
                     try:
                         data, anc, flags, peer = s.recvmsg(65535, 256)
-                    except OSError:
-                        continue
-                    self._on_datagram(s.family, data, anc, flags, peer, repliers)
+                        self._on_datagram(s.family, data, anc, flags, peer, repliers)
+                    except Exception:  # one odd datagram must not stop the recorder
+                        pass
+                    finally:
+                        with self._busy_lock:
+                            self._busy -= 1
         finally:
             for r in repliers.values():
                 with contextlib.suppress(OSError):
@@ -365,6 +395,18 @@ class Recorder:
                 with contextlib.suppress(OSError):
                     r.close()
                 repliers.pop(key, None)
+
+
+def _pending(sock: socket.socket) -> bool:
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0] > 0
+    except OSError:
+        return False
+
+
+def _pending_accept(sock: socket.socket) -> bool:
+    r, _, _ = select.select([sock], [], [], 0)
+    return bool(r)
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -215,11 +216,10 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None, **overrides: Any):
         cfg = config or SandboxConfig()
-        for k, v in overrides.items():
+        for k in overrides:
             if not hasattr(cfg, k):
                 raise TypeError(f"unknown SandboxConfig field: {k}")
-            setattr(cfg, k, v)
-        self.config = cfg
+        self.config = dataclasses.replace(cfg, **overrides) if overrides else cfg
         self.id = secrets.token_hex(6)
         rng = secrets.SystemRandom()
         self.name = f"tracehound-{rng.choice(_ADJ)}-{rng.choice(_NOUN)}-{self.id[:4]}"
@@ -608,7 +608,7 @@ class Sandbox:
                     next_disk = now + 1.0
                 if res.limit_hit:
                     break
-            if command_done:
+            if command_done and self._processes(status.get("child-pid")):
                 time.sleep(SETTLE)  # let detached children get to what they exec; they stay traced
             # whatever is still there now either outlived the command or is being stopped
             with contextlib.suppress(OSError):
@@ -646,6 +646,10 @@ class Sandbox:
             os.close(st_r)
         res.duration = time.monotonic() - m0
         res.ended_ns = time.time_ns()
+        # the run's sockets are closed now: let the recorders finish writing what they received
+        for rec in (self._recorder, self._proxy):
+            if rec is not None and not rec.wait_idle():
+                self.warnings.append(f"{type(rec).__name__} still busy when the run ended")
         after = self._cgroups.counters()
         res.cpu_seconds = max(0, after.cpu_ns - base.cpu_ns) / 1e9
         res.memory_peak = after.memory_peak
