@@ -154,10 +154,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--profile", action="store_true", help="run the engine pass under cProfile")
+    ap.add_argument("--rules", action="append", help="rule file or directory to use instead of engine_rules.yaml "
+                    "(repeatable, e.g. Falco's stock files)")
     args = ap.parse_args()
 
     t = time.perf_counter()
-    rs = load([RULES], hostname="bench")
+    rs = load(args.rules or [RULES], hostname="bench")
     t_load = time.perf_counter() - t
     active = rs.enabled_rules()
     print(f"ruleset: {len(rs.rules)} rules ({len(active)} active), {len(rs.macros)} macros, {len(rs.lists)} lists, "
