@@ -46,3 +46,21 @@ def test_download_tool_under_package_manager():
     rs = ruleset()
     hits = [a.rule for a in rs.match(event("execve", proc=under_npm("curl", ["-s", "http://x"]), res=0))]
     assert hits == ["Download tool run under a package manager"]
+
+
+def test_benchmark_ruleset_and_stream_are_sound():
+    """benchmarks/engine.py's rules load cleanly and its generated stream triggers a small share of alerts."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.py"
+    spec = importlib.util.spec_from_file_location("th_bench_engine", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    res = load_result([bench.RULES], hostname="h")
+    assert res.errors == [] and res.warnings == [], [str(m) for m in res.errors + res.warnings]
+    assert len(res.ruleset.rules) >= 25 and res.ruleset.lists and res.ruleset.macros
+    events = bench.generate(20_000, seed=3)
+    assert len(events) == 20_000
+    hits = sum(1 for e in events if res.ruleset.match(e))
+    assert 0 < hits < len(events) * 0.05
