@@ -134,7 +134,7 @@ s.on('timeout', () => done('offline'));
 """
 
 
-@pytest.mark.parametrize("kind", ["yarn-classic", "pnpm-v9"])
+@pytest.mark.parametrize("kind", ["yarn-classic", "yarn-berry", "pnpm-v9"])
 def test_lifecycle_scripts_run_in_install_not_fetch(kind, tmp_path):
     """A dependency's postinstall runs in the install phase (offline), never while fetching."""
     project, tools, ctx = sandbox_layout(tmp_path)
@@ -146,7 +146,8 @@ def test_lifecycle_scripts_run_in_install_not_fetch(kind, tmp_path):
     (project / "package.json").write_text(json.dumps({**PKG, "dependencies": {"hook": "file:./hook"}}))
     eco = adapter(kind)
     lockname = "pnpm-lock.yaml" if kind.startswith("pnpm") else "yarn.lock"
-    (project / lockname).write_text("lockfileVersion: '9.0'\n" if kind.startswith("pnpm") else "")
+    placeholder = {"pnpm-v9": "lockfileVersion: '9.0'\n", "yarn-berry": "__metadata:\n  version: 8\n"}
+    (project / lockname).write_text(placeholder.get(kind, ""))
     [p] = eco.detect(project)
     plans = eco.plan(p, [], ctx)
     # write the lockfile with the same package manager, scripts off (a user would have committed it)

@@ -115,11 +115,14 @@ def parse_berry(path: Path) -> tuple[list[LockEntry], int]:
             raise ProjectError(f"{path.name}:{lines.get(str(key), '?')}: entry {key!r} has no resolution")
         resolution = str(entry["resolution"])
         name, ref = split_descriptor(resolution)
-        local = ref.split(":", 1)[0] in ("workspace", "link", "portal", "file")
+        # file: packages are copied in and run their scripts like any other; these are the project's own code
+        local = ref.split(":", 1)[0] in ("workspace", "link", "portal")
         deps = [f"{d}@{r}" for d, r in (entry.get("dependencies") or {}).items()]
         deps = [d if ":" in split_descriptor(d)[1] else d.replace("@", "@npm:", 1) if d[0] != "@"
                 else "@" + d[1:].replace("@", "@npm:", 1) for d in deps]
-        entries.append(LockEntry(name, str(entry.get("version", "")), [d.strip() for d in str(key).split(",")],
+        # descriptors may carry bound parameters: hook@file:./hook::locator=x%40workspace%3A.
+        descs = [d.strip().split("::", 1)[0] for d in str(key).split(",")]
+        entries.append(LockEntry(name, str(entry.get("version", "")), descs,
                                  lines.get(str(key), 0) or None, deps, local))
     return entries, version
 
