@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tracehound.intake import ArchiveLimits, Target, TargetError, extract
+from tracehound.intake import ArchiveLimits, TargetError, extract
 
 # never copied into the scan's project copy (results of an earlier install, or host-only metadata)
 SKIP_NAMES = frozenset({"node_modules", ".git", ".hg", ".svn", ".venv", "venv", ".tox", "__pycache__", ".bundle"})
