@@ -108,6 +108,7 @@ def _is_zombie_or_gone(pid: int) -> bool:
 def test_a_clean_run_has_no_survivors(small):
     res = small.run(["sh", "-c", "echo hi; sleep 0.1"])
     assert res.ok and res.survivors == [] and res.killed == [] and res.stdout == b"hi\n"
+    assert isinstance(res.init_pid, int) and res.init_pid > 1 and not Path(f"/proc/{res.init_pid}/comm").exists()
 
 
 def test_output_is_bounded():

@@ -106,6 +106,7 @@ class RunResult:
     cpu_seconds: float = 0.0
     memory_peak: int = 0
     error: str | None = None  # the sandbox itself failed (not the command)
+    init_pid: int | None = None  # host pid of the sandbox's pid 1 (its pid namespace's init)
     started_ns: int = 0
     ended_ns: int = 0
 
@@ -242,6 +243,7 @@ class Sandbox:
         self._started = False
         self._closed = False
         self._blocked_final: int | None = None
+        self._walk_cost = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -605,7 +607,8 @@ class Sandbox:
                     break
                 res.limit_hit = self._limit_hit(base, status, project_base, full_before, now >= next_disk)
                 if now >= next_disk:
-                    next_disk = now + 1.0
+                    # a big project tree costs a walk: keep that under ~10% of one CPU
+                    next_disk = time.monotonic() + max(1.0, 10 * self._walk_cost)
                 if res.limit_hit:
                     break
             if command_done and self._processes(status.get("child-pid")):
@@ -646,6 +649,8 @@ class Sandbox:
             os.close(st_r)
         res.duration = time.monotonic() - m0
         res.ended_ns = time.time_ns()
+        pid1 = status.get("child-pid")
+        res.init_pid = pid1 if isinstance(pid1, int) else None
         # the run's sockets are closed now: let the recorders finish writing what they received
         for rec in (self._recorder, self._proxy):
             if rec is not None and not rec.wait_idle():
@@ -677,7 +682,9 @@ class Sandbox:
                     if is_full(Path(f"/proc/{pid1}/root/{d}")):
                         return "disk"
             if project_base is not None and self._staging.project is not None and self.config.project_mb is not None:
+                t0 = time.monotonic()
                 grown = dir_usage(self._staging.project.staged, budget_s=2.0) - project_base
+                self._walk_cost = time.monotonic() - t0
                 if grown > self.config.project_mb * 1024 * 1024:
                     return "disk"
         return None
