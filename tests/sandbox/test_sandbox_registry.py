@@ -3,7 +3,6 @@ sinkholed, and the host's own proxy settings honoured for the way out."""
 
 from __future__ import annotations
 
-import socket
 import socketserver
 import threading
 
@@ -117,24 +116,17 @@ def test_host_proxy_is_used_upstream():
     assert {(p.method, p.status, p.upstream) for p in log.proxy} == {("GET", 200, url), ("CONNECT", 200, url)}
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.network
 def test_real_registry_through_the_proxy():
-    """Optional: the public npm registry over HTTPS through the proxy (allowed by the standards)."""
-    if not _reachable("registry.npmjs.org", 443):
-        pytest.skip("registry.npmjs.org is not reachable from this host")
+    """Optional: the public npm registry over HTTPS, reached only through the proxy (as the fetch
+    phase does); skipped when the host has no way to it."""
     with Sandbox(SandboxConfig(timeout=120, network="registry")) as sb:
         res = sb.run(["curl", "-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}",
                       "https://registry.npmjs.org/left-pad"])
         log = sb.network_log()
-    assert res.stdout == b"200"
     (p,) = log.proxy
-    assert (p.method, p.host, p.port, p.allowed, p.status) == ("CONNECT", "registry.npmjs.org", 443, True, 200)
+    assert (p.method, p.host, p.port, p.allowed) == ("CONNECT", "registry.npmjs.org", 443, True)
+    if p.status == 502:
+        pytest.skip(f"registry.npmjs.org is not reachable from this host: {p.error}")
+    assert res.stdout == b"200" and p.status == 200
     assert p.bytes_down > 1000
