@@ -9,10 +9,11 @@ WORK/dist with `pip download`, then downloads the build requirements every sdist
 install phase can build offline. pip prepares sdist metadata while downloading: that code runs
 here, monitored, as it would for a user.
 
-install: creates WORK/venv and installs from WORK/dist only (--no-index): setup.py and PEP 517
+install: installs into WORK/venv (created by fetch) from WORK/dist only (--no-index): setup.py and PEP 517
 builds run here, with the network sinkholed.
 
-Standard library only (plus pip's vendored `packaging` for markers): it must run on any python3.
+Standard library only (plus the venv pip's vendored `packaging` for markers): it must run on any
+python3 with the venv module.
 """
 
 import json
@@ -31,13 +32,28 @@ def log(msg):
     sys.stdout.flush()
 
 
+def ensure_venv(work):
+    """WORK/venv, created once (fetch) and reused (install): its pip downloads and installs, so the
+    system interpreter needs no pip of its own and both phases use the same pip."""
+    venv = os.path.join(work, "venv")
+    if not os.path.exists(os.path.join(venv, "bin", "python")):
+        log(f"creating {venv}")
+        rc = subprocess.call([sys.executable, "-m", "venv", venv])
+        if rc != 0:
+            raise SystemExit(rc)
+    lib = os.path.join(venv, "lib")
+    for entry in sorted(os.listdir(lib)):
+        sp = os.path.join(lib, entry, "site-packages")
+        if os.path.isdir(sp) and sp not in sys.path:
+            sys.path.append(sp)  # for pip's vendored `packaging` (markers), same interpreter version
+    return venv
+
+
 def marker_true(marker, extras):
     if not marker:
         return True
-    try:
-        from pip._vendor.packaging.markers import Marker
-    except ImportError:  # pragma: no cover - pip always vendors packaging
-        return True
+    from pip._vendor.packaging.markers import Marker
+
     try:
         m = Marker(marker)
         return any(m.evaluate({"extra": e}) for e in (extras or [""]))
@@ -100,8 +116,8 @@ def graph_requirements(graph):
     return out
 
 
-def pip(spec, *args):
-    cmd = [sys.executable, "-m", "pip", *args]
+def pip(venv, *args):
+    cmd = [os.path.join(venv, "bin", "python"), "-m", "pip", *args]
     log("run: " + " ".join(cmd))
     return subprocess.call(cmd)
 
@@ -148,6 +164,7 @@ def fetch(spec):
     work = spec["work"]
     dist = os.path.join(work, "dist")
     os.makedirs(dist, exist_ok=True)
+    venv = ensure_venv(work)
     reqfile = os.path.join(work, "requirements.txt")
     if spec["mode"] == "graph":
         lines = graph_requirements(spec["graph"])
@@ -163,7 +180,7 @@ def fetch(spec):
     args = ["download", "--dest", dist, "--progress-bar", "off", *index, "-r", reqfile]
     if spec.get("no_deps"):
         args.insert(1, "--no-deps")
-    rc = pip(spec, *args)
+    rc = pip(venv, *args)
     if rc != 0:
         return rc
     seen = set()
@@ -179,7 +196,7 @@ def fetch(spec):
                     wanted.append(r)
         if wanted:
             log(f"build requirements of {', '.join(todo)}: {', '.join(wanted)}")
-            rc = pip(spec, "download", "--dest", dist, "--progress-bar", "off", *index, *wanted)
+            rc = pip(venv, "download", "--dest", dist, "--progress-bar", "off", *index, *wanted)
             if rc != 0:
                 return rc
     return 0
@@ -187,11 +204,7 @@ def fetch(spec):
 
 def install(spec):
     work = spec["work"]
-    venv = os.path.join(work, "venv")
-    log(f"creating {venv}")
-    rc = subprocess.call([sys.executable, "-m", "venv", venv])
-    if rc != 0:
-        return rc
+    venv = ensure_venv(work)
     reqfile = os.path.join(work, "requirements.txt")
     # --use-pep517: sdists build through their declared backend in an isolated env (as pip >= 23.1
     # does by default), from the build requirements fetch downloaded
@@ -199,9 +212,7 @@ def install(spec):
             "--use-pep517", "-r", reqfile]
     if spec.get("no_deps"):
         args.insert(1, "--no-deps")
-    cmd = [os.path.join(venv, "bin", "python"), "-m", "pip", *args]
-    log("run: " + " ".join(cmd))
-    return subprocess.call(cmd)
+    return pip(venv, *args)
 
 
 def main():
