@@ -1,11 +1,13 @@
 """Python projects: requirements files, pyproject.toml, poetry.lock (manager "poetry"), uv.lock ("uv").
 
-Everything runs with the system interpreter (/usr/bin/python3) and its pip, whatever tool wrote the
-lockfile: poetry and uv locks are read here (python_lock.py) and pinned exactly for pip.
+Everything runs with the system interpreter (/usr/bin/python3) and the pip of a venv made from it,
+whatever tool wrote the lockfile: poetry and uv locks are read here (python_lock.py) and pinned
+exactly for pip.
 
-fetch:   drivers/python_pip.py fetch: a venv in the project copy, then its `pip download` of exactly the pinned set (a lock's graph is
-         walked inside the sandbox so markers match the interpreter), plus every sdist's build
-         requirements; pip prepares sdist metadata here (setup.py egg_info runs, monitored)
+fetch:   drivers/python_pip.py fetch: a venv in the project copy, then `pip download` of exactly the
+         pinned set (a lock's graph is walked inside the sandbox so markers match the interpreter),
+         plus every sdist's build requirements; pip prepares sdist metadata here (setup.py runs,
+         monitored)
 install: drivers/python_pip.py install: the venv's `pip install --no-index --use-pep517` from
          the downloaded files: sdist builds (setup.py, PEP 517 backends) run with the network sinkholed
 import:  drivers/python_import.py imports each direct dependency's modules, one child per module
