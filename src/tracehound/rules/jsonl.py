@@ -309,3 +309,67 @@ def read_events(stream: TextIO) -> Iterator[Event]:
             yield event_from_fields(obj, num=lineno)
         except (ValueError, TypeError) as exc:
             raise EventFormatError(lineno, str(exc)) from None
+
+
+_PROC_ATTRS = [(attr, key) for key, (attr, _kind) in _PROC_KEYS.items()]
+_FD_ATTRS = [(attr, key) for key, (attr, _kind) in _FD_KEYS.items()]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "backslashreplace")
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return str(v)
+
+
+def event_to_fields(ev: Event, *, ancestry_depth: int = 8) -> dict[str, Any]:
+    """The inverse of `event_from_fields`: a captured Event as one JSONL line's mapping.
+
+    Used by `tracehound trace --events` so that a recorded run can be replayed through other
+    rules with `tracehound rules eval`. Unset values are left out rather than written as null.
+    """
+    d: dict[str, Any] = {"evt.num": ev.num, "evt.rawtime": ev.ts, "evt.type": ev.type}
+    if ev.res is not None:
+        d["evt.rawres"] = ev.res
+    for k, v in ev.args.items():
+        d[f"evt.arg.{k}"] = _jsonable(v)
+    if ev.buffer is not None:
+        d["evt.buffer"] = _jsonable(ev.buffer)
+    p = ev.proc
+    for attr, key in _PROC_ATTRS:
+        v = getattr(p, attr)
+        if v is not None and v != "":
+            d[key] = v
+    d["proc.name"] = p.comm
+    d["proc.args"] = list(p.args)
+    if p.env:
+        d["proc.env"] = dict(p.env)
+    chain = list(p.ancestors())[:ancestry_depth]
+    if chain:
+        d["proc.aname"] = [a.comm for a in chain]
+        d["proc.apid"] = [a.pid for a in chain]
+        d["proc.aexepath"] = [a.exepath for a in chain]
+        d["proc.acmdline"] = [a.cmdline for a in chain]
+    if ev.fd is not None:
+        for attr, key in _FD_ATTRS:
+            v = getattr(ev.fd, attr)
+            if v is not None and not (attr == "name_changed" and v is False):
+                d[key] = v
+    for attr in ("container_id", "container_name", "container_image"):
+        v = getattr(ev, attr)
+        if v is not None:
+            d["container." + attr.split("_", 1)[1]] = v
+    if ev.hostname:
+        d["evt.hostname"] = ev.hostname
+    if ev.pkg is not None:
+        d["pkg.name"] = ev.pkg.name
+        if ev.pkg.version:
+            d["pkg.version"] = ev.pkg.version
+        if ev.pkg.ecosystem:
+            d["pkg.ecosystem"] = ev.pkg.ecosystem
+    if ev.phase:
+        d["pkg.phase"] = ev.phase
+    return d
