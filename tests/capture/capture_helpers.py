@@ -26,10 +26,10 @@ class Rec:
     def __init__(self, t0: int = 1_700_000_000_000_000_000):
         self.t = t0
 
-    def __call__(self, tid: int, name: str, res: int | None = 0, pid: int | None = None,
+    def __call__(self, tid: int, syscall: str, res: int | None = 0, /, tgid: int | None = None,
                  comm: str | None = None, hints: dict[int, str] | None = None, **args) -> RawSyscall:
         self.t += 1000
-        return RawSyscall(self.t, tid, name, res, args, pid=pid, comm=comm, hints=hints)
+        return RawSyscall(self.t, tid, syscall, res, args, pid=tgid, comm=comm, hints=hints)
 
 
 def inet(ip: str, port: int) -> SockAddr:
@@ -175,7 +175,7 @@ SCENARIOS = ("open_rw", "chdir", "dropexec", "tcp", "udp", "packet", "dup2", "pt
 EVTTYPES = frozenset({
     "execve", "execveat", "openat", "open", "creat", "connect", "sendto", "sendmsg", "socket", "dup2",
     "dup3", "ptrace", "symlink", "symlinkat", "link", "linkat", "setsid", "chdir", "clone", "clone3",
-    "fork", "vfork", "close",
+    "fork", "vfork", "close", "chmod", "fchmodat",
 })
 
 
@@ -286,6 +286,8 @@ def normalise(events: list[Event], d: Path) -> dict[str, set[tuple]]:
             key = (t, e.res is not None and e.res > 0, chain(e))
         elif t == "chdir":
             key = (t, e.res, a.get("path"))
+        elif t in ("chmod", "fchmodat"):
+            key = (t, e.res, a.get("filename"), a.get("mode"))
         if key is not None:
             out.setdefault(sc, set()).add(key)
     return out

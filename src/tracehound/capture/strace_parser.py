@@ -201,6 +201,9 @@ class _Builder:
                 for it in items:
                     if isinstance(it, tuple) and len(it) == 2 and isinstance(it[0], str):
                         d[it[0]] = it[1]
+                    elif isinstance(it, _Call) and it.args and isinstance(it.args[-1], str) \
+                            and it.args[-1].startswith("&"):  # inet_pton(AF_INET6, "::1", &sin6_addr)
+                        d[it.args[-1][1:]] = it
                 return d
         raise ParseError(f"unexpected {text!r}")
 
@@ -272,12 +275,20 @@ def _split_args(rest: str) -> tuple[list[tuple[int, str]], str]:
 
 
 def _to_int(v: Any) -> int | None:
+    """The raw argument value (so htons(3) is 768, as the kernel received it)."""
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, int):
         return v
     if isinstance(v, _Call) and v.args:
-        return _to_int(v.args[0])
+        inner = _to_int(v.args[0])
+        if inner is None:
+            return None
+        if v.name in ("htons", "ntohs"):
+            return int.from_bytes((inner & 0xFFFF).to_bytes(2, "big"), "little")
+        if v.name in ("htonl", "ntohl"):
+            return int.from_bytes((inner & 0xFFFFFFFF).to_bytes(4, "big"), "little")
+        return inner
     return None
 
 
@@ -313,9 +324,12 @@ def _ip_from(v: Any, family: int) -> str | None:
 
 
 def _port_from(v: Any) -> int | None:
+    """A port in host order: htons(80) and "\x00\x50" both give 80."""
     if isinstance(v, _Q):
         b = v.bytes()
         return int.from_bytes(b[:2], "big") if len(b) >= 2 else None
+    if isinstance(v, _Call) and v.args:
+        return _to_int(v.args[0])
     return _to_int(v)
 
 
