@@ -49,6 +49,7 @@ class NetworkRecord:
     proc: Process | None = None
     package: PackageRef | None = None
     attribution: str | None = None
+    phase: str | None = None
 
 
 @dataclass
@@ -120,6 +121,8 @@ class Monitor:
                 alert.evidence = evidence_for(ev, procs.how(ev.proc))
                 alerts.append(alert)
         net = _attribute_network(_log_delta(sb.network_log(), before), before, events, procs)
+        for r in net:
+            r.phase = phase
         hits = [r for r in net if r.channel == "honeytoken"]
         net = [r for r in net if r.channel != "honeytoken"]
         alerts += [self._honeytoken_alert(sb, h, phase) for h in hits]
