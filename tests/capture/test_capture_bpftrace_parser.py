@@ -155,6 +155,14 @@ def test_lifecycle_records(builder):
     assert (n.name, n.comm, n.args) == (PROC, "sh -c", {"ppid": 1, "uid": 1000, "gid": 1000})
 
 
+def test_clone_reports_the_host_pid_of_the_child(builder):
+    p = OutputParser(builder.layouts)
+    # inside a pid namespace clone returns 5; sched_process_fork saw host pid 12345
+    p.feed(j("clone 100 200 7 7 5 17 12345"))
+    (r,) = p.finish()
+    assert r.res == 5 and r.args == {"flags": 17, "child": 12345}
+
+
 def test_markers(builder):
     p = OutputParser(builder.layouts)
     p.feed(json.dumps({"type": "attached_probes", "data": {"probes": 17}}))

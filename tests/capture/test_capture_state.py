@@ -264,6 +264,17 @@ def test_fork_record_before_clone_exit_and_pid_namespace():
     assert ev.proc.vpid == 1  # first process of a new pid namespace
 
 
+def test_clone_in_a_pid_namespace_links_the_host_pid():
+    st, r = table(), Rec()
+    start(st, r)
+    st.feed(r(ROOT, "clone", 1, flags=C.CLONE_NEWPID | C.SIGCHLD, child=7000))  # bwrap --unshare-pid
+    st.feed(r(7000, "clone", 2, flags=C.SIGCHLD, child=7001))  # inside: the caller sees vpid 2
+    ev = st.feed(r(7001, "execve", 0, filename="/bin/sh", argv=["sh"]))
+    assert (ev.proc.pid, ev.proc.vpid, ev.proc.ppid) == (7001, 2, 7000)
+    assert ev.proc.parent.vpid == 1 and ev.proc.parent.parent.pid == ROOT
+    assert 1 not in st.threads and 2 not in st.threads  # no process invented from a namespace pid
+
+
 def test_unknown_process_bootstrap_and_exit_event():
     st, r = table(evttypes={"openat", "procexit"}, root_uid=None), Rec()
     st.feed(r(900, PROC, None, tgid=900, comm="sh", ppid=1, uid=1000, gid=1000))

@@ -697,7 +697,7 @@ class StateTable:
             flags = a.get("flags") or 0
         res = rec.res
         if res is not None and res > 0:
-            child = a.get("child") or res
+            child = a.get("child") or res  # the host pid when the source knows it
             cth = self.threads.get(child)
             if cth is None:
                 cth = self._create_child(th, child, flags, rec.ts)
