@@ -101,6 +101,16 @@ def test_dns_name_with_base32():
     assert encodings(find(name.encode(), NEEDLES, dns_name=True)) == {("npm", "base32")}
 
 
+def test_dns_name_matches_case_folded_but_only_in_dns_names():
+    key = "AKIAQ7VLK2ZPX9CR4TYW"
+    needles = [Needle("aws_id", key.encode())]
+    name = f"{key.lower()}.dns.attacker.example".encode()
+    assert encodings(find(name, needles, dns_name=True)) == {("aws_id", "plain-casefolded")}
+    assert find(name, needles) == []  # an HTTP body is case-sensitive: no guessing there
+    exact = f"{key}.dns.attacker.example".encode()
+    assert encodings(find(exact, needles, dns_name=True)) == {("aws_id", "plain")}
+
+
 def test_extra_layer_gzip():
     body = gzip.compress(f"secret={TOKEN}".encode())
     assert find(body, NEEDLES) == []

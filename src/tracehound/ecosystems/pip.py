@@ -47,9 +47,10 @@ PYPI_REGISTRIES = ("pypi.org", "files.pythonhosted.org")
 SYSTEM_PYTHON = "/usr/bin/python3"
 _REQUIREMENTS = re.compile(r"^(?:.*[-_.])?requirements(?:[-_.].*)?\.txt$|^requirements\.in$", re.I)
 
-# pip's build directories: /tmp/pip-install-<rand>/<canonical name>_<uuid hex>, and older layouts
-_PIP_BUILD = re.compile(r"/pip-install-[^/]+/([A-Za-z0-9][A-Za-z0-9._-]*?)(?:_[0-9a-f]{32})?(?:/|$)")
-_PIP_OLD = re.compile(r"/pip-(?:download|build)-[^/]+/([A-Za-z0-9][A-Za-z0-9._-]*)(?:/|$)")
+# pip's build directories: /tmp/pip-install-<rand>/<name>_<uuid hex> (pip download: pip-download-…;
+# older pips: no uuid suffix)
+_PIP_BUILD = re.compile(
+    r"/pip-(?:install|download|build)-[^/]+/([A-Za-z0-9][A-Za-z0-9._-]*?)(?:_[0-9a-f]{32})?(?:/|$)")
 # an installed package's files (a build step or a script running from site-packages)
 _SITE = re.compile(r"/site-packages/([A-Za-z0-9_][A-Za-z0-9_.]*?)-(\d[^/]*?)\.(?:dist-info|data)(?:/|$)")
 
@@ -121,7 +122,8 @@ class PipEcosystem(Ecosystem):
         for h in [*lock.hosts, *(_hostport(u) for u in index_urls)]:
             if h and h not in registries:
                 registries.append(h)
-        spec: dict = {"mode": lock.mode, "work": work, "index_args": index_args, "no_deps": lock.mode == "graph"}
+        spec: dict = {"mode": lock.mode, "work": work, "index_args": index_args, "no_deps": lock.mode == "graph",
+                      "env_key": DRIVER_ENV}
         if lock.mode == "graph":
             spec["graph"] = lock.graph
         else:
@@ -173,7 +175,7 @@ class PipEcosystem(Ecosystem):
     def _clues(self, proc: Process, index: DependencyIndex) -> tuple[PackageRef, str] | None:
         cwd = proc.cwd or ""
         for text, how in ((cwd + "/", "pip build dir cwd"), *((a, "pip build dir argv") for a in proc.args)):
-            m = _PIP_BUILD.search(text) or _PIP_OLD.search(text)
+            m = _PIP_BUILD.search(text)
             if m:
                 return index.lookup("pypi", m.group(1)), how
         m = _SITE.search(cwd + "/")

@@ -174,4 +174,14 @@ def find(data: bytes, needles: Iterable[Needle], *, dns_name: bool = False,
                     out[key] = m
         else:
             _search_layer(layer, label, needles, out)
+    if dns_name:
+        # DNS names are case-insensitive (and resolvers may randomise case), so exfiltration code
+        # often lower-cases what it sends: compare case-folded; the token is still there in full
+        for base in {data, data.replace(b".", b"")}:
+            folded = base.lower()
+            for n in needles:
+                i = folded.find(n.value.lower())
+                if i >= 0 and not any(k[0] == n.token_id for k in out):
+                    out[(n.token_id, "plain-casefolded")] = Match(n.token_id, "plain-casefolded", i,
+                                                                  i + len(n.value), _excerpt(base, i, i + len(n.value)))
     return list(out.values())

@@ -156,6 +156,68 @@ def sdist_build_requires(path):
     return requires
 
 
+def archive_identity(path):
+    """(name, version) of an sdist (its PKG-INFO) or a wheel (its file name); None if unreadable."""
+    base = os.path.basename(path)
+    if base.endswith(".whl"):
+        parts = base[:-4].split("-")
+        return (parts[0], parts[1]) if len(parts) >= 5 else None
+    meta = None
+    try:
+        if base.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")]
+                meta = z.read(names[0]) if names else None
+        else:
+            with tarfile.open(path) as t:
+                for m in t.getmembers():
+                    if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"):
+                        meta = t.extractfile(m).read()
+                        break
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, IndexError):
+        return None
+    if meta is None:
+        return None
+    fields = {}
+    for line in meta.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            break
+        k, _, v = line.partition(":")
+        fields.setdefault(k.strip().lower(), v.strip())
+    if fields.get("name") and fields.get("version"):
+        return fields["name"], fields["version"]
+    return None
+
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".tar.bz2", ".whl")
+
+
+def localise(lines, dist):
+    """Local archive requirements become name==version served from dist/ (--find-links).
+
+    pip then unpacks them in build directories named after the package (as for index packages), and
+    the install phase builds them one by one with the package named in the environment, so whatever
+    their setup.py does is attributed to them.
+    """
+    import shutil
+
+    out = []
+    for line in lines:
+        text = line.strip()
+        path = text[7:] if text.startswith("file://") else text
+        if path.startswith(("/", "./", "../")) and path.endswith(ARCHIVE_SUFFIXES) and os.path.isfile(path):
+            ident = archive_identity(path)
+            if ident is not None:
+                dest = os.path.join(dist, os.path.basename(path))
+                if not os.path.exists(dest):
+                    shutil.copy(path, dest)
+                log(f"local archive {os.path.basename(path)} is {ident[0]}=={ident[1]}")
+                out.append(f"{ident[0]}=={ident[1]}")
+                continue
+        out.append(line)
+    return out
+
+
 def is_sdist(name):
     return name.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz")) and not name.endswith(".whl")
 
@@ -170,14 +232,14 @@ def fetch(spec):
         lines = graph_requirements(spec["graph"])
     else:
         with open(spec["requirements"], encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
+            lines = localise(fh.read().splitlines(), dist)
     with open(reqfile, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     index = list(spec.get("index_args") or [])
     if not any(line.strip() and not line.startswith("#") for line in lines):
         log("nothing to download")
         return 0
-    args = ["download", "--dest", dist, "--progress-bar", "off", *index, "-r", reqfile]
+    args = ["download", "--dest", dist, "--progress-bar", "off", *index, "--find-links", dist, "-r", reqfile]
     if spec.get("no_deps"):
         args.insert(1, "--no-deps")
     rc = pip(venv, *args)
@@ -202,13 +264,41 @@ def fetch(spec):
     return 0
 
 
+def build_wheels(venv, dist, wheelhouse, env_key):
+    """Build every downloaded sdist on its own, with the package named in the environment.
+
+    This is where Python packages run code at install time; building them one at a time is what lets
+    every process a setup.py starts be attributed to exactly that package.
+    """
+    os.makedirs(wheelhouse, exist_ok=True)
+    for name in sorted(os.listdir(dist)):
+        if not is_sdist(name):
+            continue
+        ident = archive_identity(os.path.join(dist, name))
+        tag = f"pypi:{ident[0]}@{ident[1]}" if ident else f"pypi:{name}@"
+        cmd = [os.path.join(venv, "bin", "python"), "-m", "pip", "wheel", "--no-deps", "--no-index",
+               "--find-links", dist, "--progress-bar", "off", "--use-pep517", "--wheel-dir", wheelhouse,
+               os.path.join(dist, name)]
+        log(f"build {name} as {tag}")
+        rc = subprocess.call(cmd, env={**os.environ, env_key: tag})
+        if rc != 0:
+            log(f"building {name} failed with status {rc}")
+            return rc
+    return 0
+
+
 def install(spec):
     work = spec["work"]
     venv = ensure_venv(work)
     reqfile = os.path.join(work, "requirements.txt")
-    # --use-pep517: sdists build through their declared backend in an isolated env (as pip >= 23.1
-    # does by default), from the build requirements fetch downloaded
-    args = ["install", "--no-index", "--find-links", os.path.join(work, "dist"), "--progress-bar", "off",
+    dist = os.path.join(work, "dist")
+    wheelhouse = os.path.join(work, "wheels")
+    rc = build_wheels(venv, dist, wheelhouse, spec.get("env_key", "TRACEHOUND_PACKAGE"))
+    if rc != 0:
+        return rc
+    # then install from the built wheels (preferred over the sdists they came from): no package code
+    # runs in this step; --use-pep517 in case anything is still built here
+    args = ["install", "--no-index", "--find-links", wheelhouse, "--find-links", dist, "--progress-bar", "off",
             "--use-pep517", "-r", reqfile]
     if spec.get("no_deps"):
         args.insert(1, "--no-deps")

