@@ -264,8 +264,8 @@ def _run_phase(plan: PhasePlan, project: Project, pr: R.ProjectResult, ws: Works
         dest.write_text(content, encoding="utf-8")
     started = time.time_ns()
     run = monitor.run(sb, plan.argv, cwd=plan.cwd, env=plan.env, network=plan.network,
-                      registries=plan.registries or None, timeout=plan.timeout, phase=plan.name,
-                      attribute=attribute)
+                      registries=list(dict.fromkeys([*plan.registries, *state.options.registries])) or None,
+                      timeout=plan.timeout, phase=plan.name, attribute=attribute)
     problems = run.inconclusive_reasons
     rr = run.run
     if not problems and rr.exit_code not in plan.ok_exit_codes:
