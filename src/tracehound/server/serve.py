@@ -42,6 +42,8 @@ def serve(cfg: ServerConfig, *, ready_file: Path | None = None, log_level: str =
 
     from tracehound.server.app import create_app
 
+    if cfg.workdir is not None:
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
     db = connect(cfg.db_url)
     app = create_app(cfg, db)
     sock = _bind(cfg.host, cfg.port)
@@ -81,6 +83,8 @@ def run_worker(cfg: ServerConfig, *, ready_file: Path | None = None, log_level: 
 
     if not cfg.queue_url:
         raise ValueError("tracehound worker needs --queue redis://...")
+    if cfg.workdir is not None:
+        cfg.workdir.mkdir(parents=True, exist_ok=True)
     db = connect(cfg.db_url)
     store = Store(db, max_attempts=cfg.max_attempts)
     worker_id = cfg.worker_id()
