@@ -345,6 +345,35 @@ def test_ebpf_follows_a_caller_made_cgroup(tmp_path):
         cg.rmdir()
 
 
+def test_ebpf_sessions_share_one_program(tmp_path):
+    """Two recordings at once, each with its own cgroup, served by one bpftrace program."""
+    if not _ebpf_ok[0]:
+        pytest.skip(_ebpf_ok[1])
+    backend = get_backend("ebpf", evttypes={"openat", "execve"})
+    a, b = tmp_path / "a", tmp_path / "b"
+    with backend.session(container_id="A") as ca, backend.session(container_id="B") as cb:
+        assert ca.host is cb.host and ca.sess != cb.sess
+        pa = subprocess.Popen(ca.wrap(["/bin/sh", "-c", f"sleep 0.3; echo > {a}"]))
+        pb = subprocess.Popen(cb.wrap(["/bin/sh", "-c", f"echo > {b}; sleep 0.3"]))
+        assert pa.wait() == 0 and pb.wait() == 0
+        ca.stop()
+        cb.stop()
+    names = {c: {e.fd.name for e in cap.events() if e.type == "openat" and e.fd is not None}
+             for c, cap in (("A", ca), ("B", cb))}
+    assert str(a) in names["A"] and str(b) not in names["A"]
+    assert str(b) in names["B"] and str(a) not in names["B"]
+    assert {e.container_id for e in ca.events()} == {"A"} and not ca.stats.lost and not cb.stats.lost
+
+
+def test_ebpf_private_program_is_stopped_after_the_session():
+    if not _ebpf_ok[0]:
+        pytest.skip(_ebpf_ok[1])
+    with get_backend("ebpf", evttypes={"execve"}, shared=False).session() as cap:
+        cap.run(["/bin/true"])
+    assert any(e.type == "execve" and e.proc.exepath == "/bin/true" for e in cap.events())
+    cap.host.proc.wait(timeout=60)  # killed at close; the kernel detaches while it exits
+
+
 @pytest.mark.parametrize("cls", [PtraceBackend, EbpfBackend])
 def test_self_tests(cls):
     ok, why = cls.available()

@@ -17,9 +17,12 @@ Design constraints of bpftrace 0.17 that shape the program:
   and the entry timestamp, which together key the continuation lines of one syscall, and the
   capture is sorted by timestamp before the state table sees it.
 
-Processes are selected by a map of traced thread-group ids: a process enters it when it execs or
-forks while in the run's cgroup (the first syscall of the cgroup-joining shim is its execve), and
-its children enter it at fork (sched_process_fork). Threads share their group's entry.
+Processes are selected by a map of traced thread-group ids (value: the recording session's number):
+a process enters it when it execs or forks while in a registered cgroup (the first syscall of the
+cgroup-joining shim is its execve), and its children enter it at fork (sched_process_fork). Threads
+share their group's entry. One running program can thus serve several recordings, one per cgroup;
+every line carries the session number. Registering a cgroup is a prctl() call from the controlling
+process, which the program sees and acknowledges.
 
 Output is bpftrace's JSON mode (`-f json`), so a path with a newline or quote in it cannot forge a
 line of our protocol.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +50,11 @@ MAX_CHUNKS = 4  # paths up to 4 * 159 = 636 bytes
 SNAPLEN = 80  # payload bytes printed for buffers
 ARGV_MAX = 128  # argv elements read at exec
 ENV_MAX = 512  # environment entries scanned at exec
-MARK_PID = 0x3FFFFFF0  # kill(MARK_PID, 0) from the session process flushes the pipeline
+# The controlling process talks to the running program through prctl() calls with option numbers
+# no kernel knows (they fail with EINVAL): register / unregister a cgroup, and ask for a marker.
+CTL_ADD = 0x54480001  # prctl(CTL_ADD, cgroup_id, session): record processes of that cgroup
+CTL_DEL = 0x54480002  # prctl(CTL_DEL, cgroup_id, session): stop selecting new ones from it
+CTL_MARK = 0x54480003  # prctl(CTL_MARK, token): print "@@MARK token" (one per CPU drains the buffers)
 TRACEFS_DIRS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 _HASZERO = "((({w} - 0x0101010101010101) & ~{w} & 0x8080808080808080) == 0)"  # true: no zero byte in {w}
@@ -222,10 +230,9 @@ class Layout:
 class ScriptBuilder:
     """Builds the program text and the matching layouts."""
 
-    def __init__(self, syscalls: Iterable[str], cgroup_id: int, session_pid: int,
+    def __init__(self, syscalls: Iterable[str], control_pid: int,
                  env_filter: EnvFilter | None = None, tracefs_root: str | None = None):
-        self.cgroup_id = cgroup_id
-        self.session_pid = session_pid
+        self.control_pid = control_pid
         self.env_filter = env_filter or EnvFilter()
         self.root = tracefs_root or tracefs()
         self.layouts: dict[str, Layout] = {}
@@ -250,11 +257,12 @@ class ScriptBuilder:
         return "/@tp[pid]/"
 
     def _join_pred(self) -> str:
-        return f"/@tp[pid] || cgroup == {self.cgroup_id}/"
+        return "/@tp[pid] || @cg[cgroup]/"
 
     def _new_proc(self) -> str:
-        return ('if (@tp[pid] == 0) { @tp[pid] = 1; '
-                'printf("N %lu %d %d %d %d %d %s\\n", nsecs, tid, pid, curtask->real_parent->tgid, uid, gid, comm); }')
+        return ('if (@tp[pid] == 0) { @tp[pid] = @cg[cgroup]; '
+                'printf("N %lu %lu %d %d %d %d %d %s\\n", nsecs, @tp[pid], tid, pid, curtask->real_parent->tgid, '
+                'uid, gid, comm); }')
 
     def _syscall(self, name: str, sid: int, tp_fields: list[str]) -> None:
         spec = SPECS.get(name)
@@ -364,8 +372,8 @@ class ScriptBuilder:
         self.layouts[name] = lay
 
         fmt = " ".join(["%lu"] * len(nums))
-        line = f"{name} %lu %lu %d %d %ld" + (f" {fmt}" if fmt else "")
-        vals = ["$e.0", "nsecs", "tid", "pid", "args->ret", *nums]
+        line = f"{name} %lu %lu %lu %d %d %ld" + (f" {fmt}" if fmt else "")
+        vals = ["@tp[pid]", "$e.0", "nsecs", "tid", "pid", "args->ret", *nums]
         if lay.trailing is not None:
             line += " %s"
             vals.append(f"str(uptr($e.{slot_of[lay.trailing_idx] + 2}))")
@@ -463,8 +471,10 @@ class ScriptBuilder:
         self._exit.append(
             f"tracepoint:syscalls:sys_exit_{name} {self._pred()} {{ {pre}) {{ "
             "if (args->ret == 0) { $n = *(uint64*)uptr(curtask->mm->start_stack); "
-            f'printf("{name} %lu %lu %d %d %ld %lu %lu %lu %s\\n", $e.0, nsecs, tid, pid, args->ret, $e.3, $e.4, $n, comm); }} '
-            f'else {{ printf("{name} %lu %lu %d %d %ld %lu %lu -1 %s\\n", $e.0, nsecs, tid, pid, args->ret, '
+            f'printf("{name} %lu %lu %lu %d %d %ld %lu %lu %lu %s\\n", @tp[pid], $e.0, nsecs, tid, pid, args->ret, '
+            f'$e.3, $e.4, $n, comm); }} '
+            f'else {{ printf("{name} %lu %lu %lu %d %d %ld %lu %lu -1 %s\\n", @tp[pid], $e.0, nsecs, tid, pid, '
+            'args->ret, '
             "$e.3, $e.4, str(uptr($e.2))); } } }"
         )
 
@@ -479,26 +489,30 @@ class ScriptBuilder:
     # -- whole program ---------------------------------------------------------------------------
 
     def script(self) -> str:
+        envk = "".join(f"@envk{n}[{hex(v)}] = 1; " for n, vs in sorted(self._env_keys().items()) for v in sorted(vs))
+        ctl = f"tracepoint:syscalls:sys_enter_prctl /pid == {self.control_pid} && args->option == "
         parts = [
             "// generated by tracehound.capture.bpftrace_script; do not edit",
-            "BEGIN { @ch[0] = 0; delete(@ch[0]); " + "".join(f"@envk{n}[{hex(v)}] = 1; " for n, vs in sorted(self._env_keys().items())
-                                 for v in sorted(vs)) + 'printf("@@READY\\n"); }',
+            # give every map its type before the probes that read it
+            "BEGIN { @ch[0] = 0; delete(@ch[0]); @cg[0] = (uint64)0; delete(@cg[0]); @tp[0] = (uint64)0; "
+            f'delete(@tp[0]); {envk}printf("@@READY\\n"); }}',
+            f'{ctl}{CTL_ADD}/ {{ @cg[args->arg2] = (uint64)args->arg3; printf("@@ADD %lu\\n", args->arg3); }}',
+            f'{ctl}{CTL_DEL}/ {{ delete(@cg[args->arg2]); printf("@@DEL %lu\\n", args->arg3); }}',
+            f'{ctl}{CTL_MARK}/ {{ printf("@@MARK %lu %d\\n", args->arg2, cpu); }}',
             *self._enter,
             # the kernel's copy of the exec'd filename, and the move of a non-leader's entry
             "tracepoint:sched:sched_process_exec /@tp[pid]/ { "
             "if (args->old_pid != tid) { @e[tid] = @e[args->old_pid]; delete(@e[args->old_pid]); } "
             '$e = @e[tid]; printf("P %d %lu %s\\n", tid, $e.0, str(args->filename)); }',
             "tracepoint:sched:sched_process_fork /@tp[pid]/ { $e = @e[tid]; $f = $e.2; @ch[tid] = args->child_pid; "
-            f"if (!($f & {C.CLONE_THREAD})) {{ @tp[args->child_pid] = 1; }} "
-            'printf("F %lu %d %d %d %lu\\n", nsecs, tid, pid, args->child_pid, $f); }',
+            f"if (!($f & {C.CLONE_THREAD})) {{ @tp[args->child_pid] = @tp[pid]; }} "
+            'printf("F %lu %lu %d %d %d %lu\\n", nsecs, @tp[pid], tid, pid, args->child_pid, $f); }',
             "tracepoint:sched:sched_process_exit /@tp[pid]/ { $live = curtask->signal->live.counter; "
-            'printf("X %lu %d %d %d %d\\n", nsecs, tid, pid, curtask->exit_code, $live); '
-            "delete(@e[tid]); if ($live == 0) { delete(@tp[pid]); } }",
+            'printf("X %lu %lu %d %d %d %d\\n", nsecs, @tp[pid], tid, pid, curtask->exit_code, $live); '
+            "delete(@e[tid]); delete(@ch[tid]); if ($live == 0) { delete(@tp[pid]); } }",
             *self._exit,
-            f"tracepoint:syscalls:sys_enter_kill /pid == {self.session_pid} && args->sig == 0 && "
-            f'args->pid == {MARK_PID}/ {{ printf("@@MARK\\n"); }}',
-            "END { clear(@tp); clear(@e); clear(@ch); " + "".join(f"clear(@envk{n}); " for n in sorted(self._env_keys()))
-            + 'printf("@@END\\n"); }',
+            "END { clear(@tp); clear(@e); clear(@ch); clear(@cg); "
+            + "".join(f"clear(@envk{n}); " for n in sorted(self._env_keys())) + 'printf("@@END\\n"); }',
         ]
         return "\n".join(parts) + "\n"
 
@@ -522,23 +536,30 @@ _JSON_PREFIX = '{"type": "printf", "data": "'
 
 
 class OutputParser:
-    """Decodes bpftrace's JSON output into RawSyscall records (completed by `finish`)."""
+    """Decodes bpftrace's JSON output into RawSyscall records, per recording session.
+
+    `feed` runs in the reader thread; `take(session)` (after a drain) returns that session's
+    records with their continuation lines merged in. Lines of unregistered sessions are dropped.
+    """
 
     def __init__(self, layouts: dict[str, Layout], clock_offset: int = 0, max_samples: int = 20):
         self.layouts = layouts
         self.offset = clock_offset
-        self.mains: list[tuple[tuple[int, int], RawSyscall]] = []
-        self.others: list[RawSyscall] = []
+        self.mains: list[tuple[int, tuple[int, int], RawSyscall]] = []
+        self.others: list[tuple[int, RawSyscall]] = []
         self.pending: dict[tuple[int, int], _Pending] = {}
+        self.closed: set[int] = set()
         self.lines = 0
         self.unparsable = 0
         self.lost = 0
         self.truncated_strings = 0
         self.samples: list[str] = []
         self.ready = False
-        self.marks = 0
         self.ended = False
         self.attached = 0
+        self.marks: dict[int, int] = {}  # token -> markers seen
+        self.acks: set[tuple[str, int]] = set()  # ("ADD" | "DEL", session)
+        self.lock = threading.Lock()
         self._max = max_samples
         self._seq = 0
 
@@ -548,6 +569,10 @@ class OutputParser:
             self.samples.append(f"{why}: {line[:300]}")
 
     def feed(self, line: str) -> None:
+        with self.lock:
+            self._feed(line)
+
+    def _feed(self, line: str) -> None:
         self.lines += 1
         if not line:
             return
@@ -607,16 +632,18 @@ class OutputParser:
             p = self.pending[k] = _Pending()
         return p
 
-    def _emit_other(self, rec: RawSyscall) -> None:
+    def _emit_other(self, sess: int, rec: RawSyscall) -> None:
+        if sess in self.closed:
+            return
         self._seq += 1
         rec.seq = self._seq
-        self.others.append(rec)
+        self.others.append((sess, rec))
 
     def _data(self, data: str) -> None:
         tag, _, rest = data.partition(" ")
         lay = self.layouts.get(tag)
         if lay is not None:
-            self._main(lay, rest, data)
+            self._main(lay, rest)
             return
         if tag == "C":
             tid, key, code, text = rest.split(" ", 3)
@@ -634,31 +661,34 @@ class OutputParser:
             tid, key, text = rest.split(" ", 2)
             self._pend(int(tid), int(key)).filename = text
         elif tag == "F":
-            ts, tid, pid, child, flags = rest.split(" ")
-            self._emit_other(RawSyscall(int(ts) + self.offset, int(tid), FORK, None,
-                                        {"child": int(child), "flags": _u64(int(flags))}, pid=int(pid)))
+            ts, sess, tid, pid, child, flags = rest.split(" ")
+            self._emit_other(int(sess), RawSyscall(int(ts) + self.offset, int(tid), FORK, None,
+                                                   {"child": int(child), "flags": _u64(int(flags))}, pid=int(pid)))
         elif tag == "X":
-            ts, tid, pid, code, live = rest.split(" ")
+            ts, sess, tid, pid, code, live = rest.split(" ")
             c = int(code)
             status = -(c & 0x7F) if c & 0x7F else (c >> 8) & 0xFF
-            self._emit_other(RawSyscall(int(ts) + self.offset, int(tid), EXIT, None,
-                                        {"code": status, "group_dead": int(live) == 0}, pid=int(pid)))
+            self._emit_other(int(sess), RawSyscall(int(ts) + self.offset, int(tid), EXIT, None,
+                                                   {"code": status, "group_dead": int(live) == 0}, pid=int(pid)))
         elif tag == "N":
-            ts, tid, pid, ppid, uid, gid, comm = rest.split(" ", 6)
-            self._emit_other(RawSyscall(int(ts) + self.offset, int(tid), PROC, None,
-                                        {"ppid": int(ppid), "uid": int(uid), "gid": int(gid)},
-                                        pid=int(pid), comm=comm))
+            ts, sess, tid, pid, ppid, uid, gid, comm = rest.split(" ", 7)
+            self._emit_other(int(sess), RawSyscall(int(ts) + self.offset, int(tid), PROC, None,
+                                                   {"ppid": int(ppid), "uid": int(uid), "gid": int(gid)},
+                                                   pid=int(pid), comm=comm))
         elif tag == "@@READY":
             self.ready = True
         elif tag == "@@MARK":
-            self.marks += 1
+            token = int(rest.split(" ")[0])
+            self.marks[token] = self.marks.get(token, 0) + 1
+        elif tag in ("@@ADD", "@@DEL"):
+            self.acks.add((tag[2:], int(rest)))
         elif tag == "@@END":
             self.ended = True
         else:
             self._bad(data, "unknown tag")
 
-    def _main(self, lay: Layout, rest: str, data: str) -> None:
-        n = 5 + lay.nnum
+    def _main(self, lay: Layout, rest: str) -> None:
+        n = 6 + lay.nnum
         if lay.trailing is not None:
             parts = rest.split(" ", n)
             if len(parts) != n + 1:
@@ -669,13 +699,14 @@ class OutputParser:
             if len(parts) != n:
                 raise ValueError("field count")
             trailing = None
-        ets = int(parts[0])
-        xts = int(parts[1])
-        tid = int(parts[2])
-        pid = int(parts[3])
-        res = int(parts[4])
+        sess = int(parts[0])
+        ets = int(parts[1])
+        xts = int(parts[2])
+        tid = int(parts[3])
+        pid = int(parts[4])
+        res = int(parts[5])
         args: dict[str, Any] = {}
-        i = 5
+        i = 6
         for f in lay.fields:
             kind = f.kind
             if kind == "s32":
@@ -684,7 +715,7 @@ class OutputParser:
                 args[f.name] = _u64(int(parts[i]))
             elif kind in ("sockaddr", "msghdr"):
                 v = [int(x) for x in parts[i: i + 6]]
-                args["addr" if kind == "msghdr" else f.name] = (v, f.name)  # completed in finish()
+                args["addr" if kind == "msghdr" else f.name] = (v, f.name)  # completed in take()
             elif kind == "pair":
                 args[f.name] = [_s32(int(parts[i])), _s32(int(parts[i + 1]))]
             elif kind == "open_how":
@@ -696,22 +727,39 @@ class OutputParser:
             args["@local"] = [int(x) for x in parts[i: i + 11]]
         if trailing is not None:
             args["@trailing"] = trailing
+        if sess in self.closed:
+            self.pending.pop((tid, ets), None)
+            return
         self._seq += 1
         rec = RawSyscall(xts + self.offset, tid, lay.name, res, args, pid=pid, seq=self._seq)
-        self.mains.append(((tid, ets), rec))
+        self.mains.append((sess, (tid, ets), rec))
+
+    # -- per-session results -----------------------------------------------------------------------
+
+    def take(self, sess: int | None = None, close: bool = True) -> list[RawSyscall]:
+        """The records of one session (None: all), continuation lines merged in."""
+        with self.lock:
+            if sess is None:
+                mine_m, self.mains = self.mains, []
+                mine_o, self.others = self.others, []
+            else:
+                mine_m = [m for m in self.mains if m[0] == sess]
+                self.mains = [m for m in self.mains if m[0] != sess]
+                mine_o = [o for o in self.others if o[0] == sess]
+                self.others = [o for o in self.others if o[0] != sess]
+                if close:
+                    self.closed.add(sess)
+            out = [rec for _s, rec in mine_o]
+            pending = self.pending
+            for _s, key, rec in mine_m:
+                self._complete(rec, pending.pop(key, None))
+                out.append(rec)
+            if sess is None:
+                self.pending = {}
+            return out
 
     def finish(self) -> list[RawSyscall]:
-        """Merge continuation lines into their records; returns all records (unsorted)."""
-        out = self.others
-        self.others = []
-        pending = self.pending
-        for key, rec in self.mains:
-            p = pending.pop(key, None)
-            self._complete(rec, p)
-            out.append(rec)
-        self.mains = []
-        self.pending = {}
-        return out
+        return self.take(None)
 
     def _complete(self, rec: RawSyscall, p: _Pending | None) -> None:
         lay = self.layouts[rec.name]

@@ -1,16 +1,29 @@
-"""The eBPF backend: a generated bpftrace program, filtered on the run's cgroup v2 id.
+"""The eBPF backend: a generated bpftrace program, selecting processes by cgroup v2 id.
 
-The probe lives in the host kernel; nothing in the traced process tree can see or detach it. The
-session attaches it and waits for its ready marker *before* the command starts, and after the
-command ends it sends a marker syscall from this process and waits for it to come out of the
-pipeline before stopping bpftrace, so no event is left behind in a perf buffer.
+The probe lives in the host kernel; nothing in the traced process tree can see or detach it.
+
+Compiling the program takes bpftrace a few seconds, and detaching ~100 tracepoints takes the kernel
+several more (an RCU grace period each, during which a new program cannot attach). So one running
+program (a `ProbeHost`) serves every recording of this process that asks for the same syscalls:
+a session registers its cgroup with it (a prctl() call the program acknowledges) before the
+command starts, and unregisters it afterwards. Only the first session waits for the compile; the
+program stays attached until the process exits (or `shutdown()`), filtering everything else out in
+the kernel with one map lookup per recorded syscall. `EbpfBackend(shared=False)` gives a session
+its own program instead.
+
+Draining: after the command ended, the session asks the program for a marker from every CPU (a
+prctl() from a thread pinned to each CPU). Each CPU's perf buffer is read in order, so once every
+marker has been printed, so has everything the exited processes wrote.
 
 Events the kernel could not hand over (perf buffer full) are reported by bpftrace as lost and
-counted in `stats.dropped_kernel`; the buffers are sized generously (BPFTRACE_PERF_RB_PAGES).
+counted against every session that was recording at the time (`stats.dropped_kernel`).
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
+import itertools
 import os
 import shutil
 import signal
@@ -22,27 +35,31 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tracehound.capture.bpftrace_script import MARK_PID, STRLEN, OutputParser, ScriptBuilder, tracefs
+from tracehound.capture.bpftrace_script import (
+    CTL_ADD,
+    CTL_DEL,
+    CTL_MARK,
+    STRLEN,
+    OutputParser,
+    ScriptBuilder,
+    tracefs,
+)
 from tracehound.capture.cgroup import TempCgroup, cgroup2_root, cgroup_id
+from tracehound.capture.envfilter import EnvFilter
 from tracehound.capture.interface import Backend, CaptureError, Session, SessionOptions, TailReader
 
 BPFTRACE = os.environ.get("TRACEHOUND_BPFTRACE", "bpftrace")
-READY_TIMEOUT = float(os.environ.get("TRACEHOUND_BPF_READY_TIMEOUT", "120"))
+READY_TIMEOUT = float(os.environ.get("TRACEHOUND_BPF_READY_TIMEOUT", "180"))
 PERF_RB_PAGES = int(os.environ.get("TRACEHOUND_BPF_PERF_PAGES", "2048"))
+ACK_TIMEOUT = 15.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.restype = ctypes.c_int
 
 
-def _reap_later(proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    def wait() -> None:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait()
-
-    threading.Thread(target=wait, name="bpftrace-reaper", daemon=True).start()
+def _prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    _libc.prctl(option, arg2, arg3, 0, 0)  # fails with EINVAL; the probe saw it, which is the point
 
 
 def _bpftrace_path() -> str | None:
@@ -62,12 +79,174 @@ def ensure_tracefs() -> str | None:
     return tracefs()
 
 
+def _reap_later(proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    def wait() -> None:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+    threading.Thread(target=wait, name="bpftrace-reaper", daemon=True).start()
+
+
+class ProbeHost:
+    """One running bpftrace program and the sessions registered with it."""
+
+    _tokens = itertools.count(1)
+
+    def __init__(self, syscalls: frozenset[str], env_filter: EnvFilter, perf_rb_pages: int):
+        self.syscalls = syscalls
+        self.env_filter = env_filter
+        self._dir = tempfile.mkdtemp(prefix="tracehound-ebpf-")
+        self.outfile = os.path.join(self._dir, "bpftrace.out")
+        self.errfile = os.path.join(self._dir, "bpftrace.err")
+        self.scriptfile = os.path.join(self._dir, "probe.bt")
+        self.builder = ScriptBuilder(syscalls, os.getpid(), env_filter)
+        Path(self.scriptfile).write_text(self.builder.script())
+        self.parser = OutputParser(self.builder.layouts, clock_offset=time.time_ns() - time.monotonic_ns())
+        self.sessions: dict[int, int] = {}  # session number -> cgroup id
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        path = _bpftrace_path()
+        if path is None:
+            raise CaptureError(f"{BPFTRACE} not found")
+        env = dict(os.environ)
+        env.update({
+            "BPFTRACE_STRLEN": str(STRLEN),
+            "BPFTRACE_PERF_RB_PAGES": str(perf_rb_pages),
+            "BPFTRACE_MAP_KEYS_MAX": "65536",
+            "BPFTRACE_MAX_PROBES": "1024",
+        })
+        with open(self.errfile, "wb") as err:
+            self.proc = subprocess.Popen([path, "-f", "json", "-o", self.outfile, self.scriptfile],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                         env=env, start_new_session=True)
+        self.reader = TailReader(self.outfile, self.parser.feed, poll=0.005)
+        self.reader.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.parser.ready:
+            if self.proc.poll() is not None:
+                msg = self.stderr()
+                self.close()
+                raise CaptureError(f"bpftrace exited ({self.proc.returncode}) before attaching: {msg}")
+            if time.monotonic() > deadline:
+                msg = self.stderr()
+                self.close()
+                raise CaptureError(f"bpftrace did not attach within {READY_TIMEOUT:.0f}s: {msg}")
+            time.sleep(0.01)
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.reader.error is None
+
+    def stderr(self) -> str:
+        try:
+            text = Path(self.errfile).read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "RLIMIT_MEMLOCK" not in ln]
+        errors = [ln for ln in lines if "ERROR" in ln or ln.startswith(("error", "Error"))]
+        return " | ".join((errors or lines)[-5:])[:2000]
+
+    def _wait(self, cond, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline or not self.alive():
+                return cond()
+            time.sleep(0.002)
+        return True
+
+    # -- sessions ----------------------------------------------------------------------------------
+
+    def register(self, cgid: int) -> int:
+        with self._lock:
+            sess = next(self._numbers)
+            self.sessions[sess] = cgid
+        _prctl(CTL_ADD, cgid, sess)
+        if not self._wait(lambda: ("ADD", sess) in self.parser.acks, ACK_TIMEOUT):
+            raise CaptureError(f"bpftrace did not acknowledge cgroup {cgid}: {self.stderr()}")
+        return sess
+
+    def unregister(self, sess: int) -> None:
+        with self._lock:
+            cgid = self.sessions.pop(sess, None)
+        if cgid is not None and self.alive():
+            _prctl(CTL_DEL, cgid, sess)
+            self._wait(lambda: ("DEL", sess) in self.parser.acks, ACK_TIMEOUT)
+
+    def drain(self) -> bool:
+        """True once a marker from every CPU has come out (everything before it has too)."""
+        token = next(self._tokens)
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except OSError:
+            cpus = []
+        sent = 0
+        try:
+            for cpu in cpus or [None]:
+                if cpu is not None:
+                    os.sched_setaffinity(0, {cpu})
+                _prctl(CTL_MARK, token)
+                sent += 1
+        finally:
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+        return self._wait(lambda: self.parser.marks.get(token, 0) >= sent, 15.0)
+
+    def close(self) -> None:
+        """Kill bpftrace; the kernel detaches its probes while it exits (in the background)."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap_later(self.proc)
+        self.reader.finish(timeout=5)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_hosts: dict[tuple, ProbeHost] = {}
+_hosts_lock = threading.Lock()
+
+
+def _shared_host(syscalls: frozenset[str], env_filter: EnvFilter, pages: int) -> ProbeHost:
+    key = (syscalls, env_filter, pages, os.getpid())
+    with _hosts_lock:
+        host = _hosts.get(key)
+        if host is not None and host.alive():
+            return host
+        if host is not None:
+            host.close()
+        host = ProbeHost(syscalls, env_filter, pages)
+        _hosts[key] = host
+        return host
+
+
+def shutdown() -> None:
+    """Stop every shared probe (they otherwise live as long as this process)."""
+    with _hosts_lock:
+        hosts = list(_hosts.values())
+        _hosts.clear()
+    for h in hosts:
+        h.close()
+
+
+atexit.register(shutdown)
+
+
 class EbpfBackend(Backend):
     name = "ebpf"
 
-    def __init__(self, evttypes: Iterable[str] | None = None, *, perf_rb_pages: int = PERF_RB_PAGES):
+    def __init__(self, evttypes: Iterable[str] | None = None, *, perf_rb_pages: int = PERF_RB_PAGES,
+                 shared: bool = True):
         super().__init__(evttypes)
         self.perf_rb_pages = perf_rb_pages
+        self.shared = shared
         self._version: str | None = None
 
     @classmethod
@@ -94,7 +273,7 @@ class EbpfBackend(Backend):
         ok, why = cls.available()
         if not ok:
             return ok, why
-        backend = cls({"openat"}, perf_rb_pages=64)
+        backend = cls({"openat"}, perf_rb_pages=64, shared=False)
         target = "/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd"
         try:
             with backend.session(run_label="probe") as cap:
@@ -117,6 +296,13 @@ class EbpfBackend(Backend):
                 self._version = "unavailable"
         return self._version
 
+    def warm(self, env_filter: EnvFilter | None = None) -> None:
+        """Compile and attach the shared program now (e.g. when a worker starts), not at first use."""
+        if self.shared:
+            if ensure_tracefs() is None:
+                raise CaptureError("tracefs is not mounted")
+            _shared_host(self.syscalls, env_filter or EnvFilter(), self.perf_rb_pages)
+
     def session(self, **kwargs: Any) -> EbpfSession:
         return EbpfSession(self, SessionOptions(**kwargs))
 
@@ -127,19 +313,17 @@ class EbpfSession(Session):
     def __init__(self, backend: EbpfBackend, opts: SessionOptions):
         super().__init__(backend, opts)
         self.backend: EbpfBackend = backend
-        label = "".join(c if c.isalnum() or c in "-_" else "_" for c in (opts.run_label or "run"))[:40]
-        self._dir = tempfile.mkdtemp(prefix=f"tracehound-ebpf-{label}-")
-        self.outfile = os.path.join(self._dir, "bpftrace.out")
-        self.errfile = os.path.join(self._dir, "bpftrace.err")
-        self.scriptfile = os.path.join(self._dir, "probe.bt")
+        self.host: ProbeHost | None = None
+        self.sess: int | None = None
         self._temp_cgroup: TempCgroup | None = None
-        self._bpf: subprocess.Popen | None = None
-        self._reader: TailReader | None = None
-        self.parser: OutputParser | None = None
-        self.builder: ScriptBuilder | None = None
         self.cgroup_path: str | None = opts.cgroup_v2_path
         self.cgroup_id: int | None = None
+        self._base: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._started = False
+
+    @property
+    def parser(self) -> OutputParser | None:
+        return self.host.parser if self.host is not None else None
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -158,44 +342,16 @@ class EbpfSession(Session):
                 self.cgroup_id = cgroup_id(self.cgroup_path)
             except OSError as exc:
                 raise CaptureError(f"cannot use cgroup {self.cgroup_path}: {exc}") from exc
-        self.builder = ScriptBuilder(self.backend.syscalls, self.cgroup_id, os.getpid(), self.opts.env_filter)
-        Path(self.scriptfile).write_text(self.builder.script())
-        self.stats.unsupported = list(self.builder.unsupported)
-        offset = time.time_ns() - time.monotonic_ns()
-        self.parser = OutputParser(self.builder.layouts, clock_offset=offset)
-        path = _bpftrace_path()
-        if path is None:
-            raise CaptureError(f"{BPFTRACE} not found")
-        env = dict(os.environ)
-        env.update({
-            "BPFTRACE_STRLEN": str(STRLEN),
-            "BPFTRACE_PERF_RB_PAGES": str(self.backend.perf_rb_pages),
-            "BPFTRACE_MAP_KEYS_MAX": "65536",
-            "BPFTRACE_MAX_PROBES": "1024",
-        })
-        with open(self.errfile, "wb") as err:
-            self._bpf = subprocess.Popen([path, "-f", "json", "-o", self.outfile, self.scriptfile],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                         env=env, start_new_session=True)
-        self._reader = TailReader(self.outfile, self.parser.feed, poll=0.01)
-        self._reader.start()
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not self.parser.ready:
-            if self._bpf.poll() is not None:
-                raise CaptureError(f"bpftrace exited ({self._bpf.returncode}) before attaching: {self._stderr()}")
-            if time.monotonic() > deadline:
-                self._kill_bpf()
-                raise CaptureError(f"bpftrace did not attach within {READY_TIMEOUT:.0f}s: {self._stderr()}")
-            time.sleep(0.01)
-
-    def _stderr(self) -> str:
-        try:
-            text = Path(self.errfile).read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "RLIMIT_MEMLOCK" not in ln]
-        errors = [ln for ln in lines if "ERROR" in ln or ln.startswith(("error", "Error"))]
-        return " | ".join((errors or lines)[-5:])[:2000]
+        b = self.backend
+        env_filter = self.opts.env_filter or EnvFilter()
+        if b.shared:
+            self.host = _shared_host(b.syscalls, env_filter, b.perf_rb_pages)
+        else:
+            self.host = ProbeHost(b.syscalls, env_filter, b.perf_rb_pages)
+        p = self.host.parser
+        self._base = (p.lines, p.unparsable, p.lost, p.truncated_strings)
+        self.stats.unsupported = list(self.host.builder.unsupported)
+        self.sess = self.host.register(self.cgroup_id)
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -210,90 +366,38 @@ class EbpfSession(Session):
     # -- stop --------------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        p = self.parser
-        bpf = self._bpf
-        if bpf is not None and bpf.poll() is None and p is not None:
-            if not self._drain(p, bpf):
-                self.stats.errors.append("bpftrace did not drain (flush markers not seen)")
-            self._stop_bpf()
-        elif bpf is not None and bpf.returncode not in (0, None):
-            self.stats.errors.append(f"bpftrace exited early ({bpf.returncode}): {self._stderr()}")
-        if self._reader is not None:
-            self._reader.finish()
-            if self._reader.error is not None:
-                self.stats.errors.append(f"reading bpftrace output failed: {self._reader.error}")
-        if p is not None:
-            self._records = p.finish()
-            self.stats.lines = p.lines
-            self.stats.unparsable_lines = p.unparsable
-            self.stats.dropped_kernel = p.lost
-            self.stats.samples = list(p.samples)
-            self.stats.truncated_strings = p.truncated_strings
-
-    def _drain(self, p: OutputParser, bpf: subprocess.Popen) -> bool:
-        """Make every CPU's perf buffer deliver a marker; all earlier events come out before it.
-
-        Perf buffers are per CPU and each is read in order, so one marker written from each CPU
-        proves that everything the (already exited) traced processes wrote has been printed.
-        """
-        try:
-            cpus = sorted(os.sched_getaffinity(0))
-        except OSError:
-            cpus = []
-        before = p.marks
-        sent = 0
-        try:
-            for cpu in cpus or [None]:
-                if cpu is not None:
-                    os.sched_setaffinity(0, {cpu})
-                try:
-                    os.kill(MARK_PID, 0)  # the probe sees this syscall and prints the marker
-                except (ProcessLookupError, PermissionError):
-                    pass
-                sent += 1
-        finally:
-            if cpus:
-                os.sched_setaffinity(0, cpus)
-        deadline = time.monotonic() + 15
-        while p.marks - before < sent and time.monotonic() < deadline and bpf.poll() is None:
-            time.sleep(0.002)
-        return p.marks - before >= sent
-
-    def _stop_bpf(self) -> None:
-        """Kill bpftrace once drained and let it exit in the background.
-
-        Its output is written line by line, and after the markers nothing more can come. Detaching
-        ~100 tracepoints takes the kernel several seconds (an RCU grace period each), which happens
-        in the dying process; the caller does not wait for that.
-        """
-        bpf = self._bpf
-        if bpf is None or bpf.poll() is not None:
+        host = self.host
+        if host is None or self.sess is None:
             return
-        try:
-            os.killpg(bpf.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _reap_later(bpf)
-
-    def _kill_bpf(self) -> None:
-        bpf = self._bpf
-        if bpf is not None and bpf.poll() is None:
-            try:
-                os.killpg(bpf.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            bpf.wait()
+        if not host.alive():
+            self.stats.errors.append(f"bpftrace died during the recording: {host.stderr()}")
+        elif not host.drain():
+            self.stats.errors.append("bpftrace did not drain (flush markers not seen)")
+        host.unregister(self.sess)
+        p = host.parser
+        self._records = p.take(self.sess)
+        lines, bad, lost, trunc = self._base
+        # output lines carry no session when they are undecodable or a loss notice: count them
+        # against every session recording at the time
+        self.stats.lines = p.lines - lines
+        self.stats.unparsable_lines = p.unparsable - bad
+        self.stats.dropped_kernel = p.lost - lost
+        self.stats.truncated_strings = p.truncated_strings - trunc
+        self.stats.samples = list(p.samples[-10:]) if self.stats.unparsable_lines else []
+        if host.reader.error is not None:
+            self.stats.errors.append(f"reading bpftrace output failed: {host.reader.error}")
 
     def close(self) -> None:
         try:
-            if not self._stopped:
-                self._kill_bpf()
-            if self._reader is not None and not self._stopped:
-                self._reader.finish(timeout=5)
+            if self.host is not None:
+                if self.sess is not None and not self._stopped:
+                    self.host.unregister(self.sess)
+                    self.host.parser.take(self.sess)
+                if not self.backend.shared:
+                    self.host.close()
         finally:
             if self._temp_cgroup is not None:
                 try:
                     self._temp_cgroup.remove()
                 except OSError:
                     pass
-            shutil.rmtree(self._dir, ignore_errors=True)
