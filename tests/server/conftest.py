@@ -27,3 +27,43 @@ def main_server(tmp_path_factory, webhook) -> Iterator[tuple[ServerProcess, dict
                                 "--webhook-secret", WEBHOOK_SECRET]).start()
     yield srv, tokens
     srv.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the test PostgreSQL; skips when it does not answer."""
+    from server_helpers import (
+        POSTGRES_URL,
+        pg_create_schema,
+        pg_drop_schema,
+        pg_schema_url,
+        service_reachable,
+        unique,
+    )
+
+    if not service_reachable(POSTGRES_URL, 5432):
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (set TRACEHOUND_TEST_POSTGRES; scripts/test.sh "
+                    "starts one)")
+    schema = unique("th_test")
+    try:
+        pg_create_schema(schema)
+    except Exception as exc:
+        pytest.skip(f"cannot create a schema in {POSTGRES_URL}: {exc}")
+    yield pg_schema_url(schema)
+    pg_drop_schema(schema)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    from server_helpers import REDIS_URL, service_reachable
+
+    if not service_reachable(REDIS_URL, 6379):
+        pytest.skip(f"Redis not reachable at {REDIS_URL} (set TRACEHOUND_TEST_REDIS; scripts/test.sh starts one)")
+    return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("postgres_url")

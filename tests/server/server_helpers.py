@@ -207,3 +207,27 @@ def service_reachable(url: str, default_port: int) -> bool:
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def pg_schema_url(schema: str) -> str:
+    """The test PostgreSQL URL with its search_path set to `schema` (one schema per test run)."""
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def pg_create_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(POSTGRES_URL)
+    with eng.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    eng.dispose()
+
+
+def pg_drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(POSTGRES_URL)
+    with eng.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    eng.dispose()

@@ -199,7 +199,7 @@ class Store:
 
     # -- recovery --------------------------------------------------------------------------------
 
-    def recover(self, *, lease_seconds: float, my_worker_prefix: str | None = None) -> list[tuple[str, str]]:
+    def recover(self, *, lease_seconds: float, my_worker: str | None = None) -> list[tuple[str, str]]:
         """Requeue (or fail, after the last attempt) scans whose worker is gone.
 
         A worker is gone when its heartbeat is older than the lease, or at once when it ran on this
@@ -214,7 +214,7 @@ class Store:
         changed = []
         for sid, worker, hb, attempts, max_attempts in rows:
             stale = hb is None or hb < cutoff
-            if not stale and not _worker_dead_here(worker, my_worker_prefix):
+            if not stale and not _worker_dead_here(worker, my_worker):
                 continue
             why = (f"worker {worker} was lost during attempt {attempts}" if stale or worker is None
                    else f"worker {worker} exited during attempt {attempts}")

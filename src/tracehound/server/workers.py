@@ -131,7 +131,7 @@ class Housekeeping:
 
     def recover(self) -> None:
         try:
-            changed = self.store.recover(lease_seconds=self.cfg.lease_seconds, my_worker_prefix=self.worker_id)
+            changed = self.store.recover(lease_seconds=self.cfg.lease_seconds, my_worker=self.worker_id)
         except Exception as exc:
             log.warning("housekeeping: recovery failed: %s", exc)
             return
