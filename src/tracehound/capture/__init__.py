@@ -11,6 +11,7 @@ See docs/capture.md for the event model and how the backends differ.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 
 from tracehound.capture.interface import Backend, CaptureError, CaptureStats, Session, SessionOptions
@@ -38,21 +39,32 @@ def backend_class(name: str) -> type[Backend]:
 
 
 _auto_choice: str | None = None
+auto_reason = ""  # why "auto" chose what it chose (for logs and reports)
 
 
 def get_backend(name: str = "auto", evttypes: Iterable[str] | None = None, **options) -> Backend:
     """A backend by name. "auto" is eBPF when its self-test passes on this host, else ptrace.
 
-    The self-test result is cached for the life of the process (it takes a second or two).
+    The self-test runs once per process, with the program the caller's event types need, so the
+    compiled program is ready for the recordings that follow.
     """
-    global _auto_choice
+    global _auto_choice, auto_reason
     if name == "auto":
         if _auto_choice is None:
-            ok, _why = backend_class("ebpf").probe()
+            ebpf = backend_class("ebpf")(evttypes, **_options_for("ebpf", options))
+            ok, auto_reason = ebpf.self_test()  # type: ignore[attr-defined]
             _auto_choice = "ebpf" if ok else "ptrace"
+            if ok:
+                return ebpf
         name = _auto_choice
+        options = _options_for(name, options)  # "auto" callers may pass options for either backend
     cls = backend_class(name)
     return cls(evttypes, **options)
+
+
+def _options_for(name: str, options: dict) -> dict:
+    params = inspect.signature(backend_class(name).__init__).parameters
+    return {k: v for k, v in options.items() if k in params}
 
 
 def doctor() -> dict[str, tuple[bool, str]]:

@@ -273,17 +273,25 @@ class EbpfBackend(Backend):
         ok, why = cls.available()
         if not ok:
             return ok, why
-        backend = cls({"openat"}, perf_rb_pages=64, shared=False)
+        return cls({"openat"}, perf_rb_pages=64, shared=False).self_test()
+
+    def self_test(self) -> tuple[bool, str]:
+        """Record `cat /etc/hostname` with this backend's program (for a shared backend this also
+        leaves the program compiled and attached for the sessions that follow)."""
+        ok, why = self.available()
+        if not ok:
+            return ok, why
         target = "/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd"
         try:
-            with backend.session(run_label="probe") as cap:
+            with self.session(run_label="probe") as cap:
                 cap.run(["/bin/cat", target], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         except (CaptureError, OSError) as exc:
             return False, f"bpftrace self-test failed: {exc}"
         if cap.stats.lost:
             return False, "bpftrace self-test lost events: " + "; ".join(cap.stats.reasons())
-        if not any(e.type == "openat" and e.fd is not None and e.fd.name == target for e in cap.events()):
-            return False, "bpftrace self-test did not see the test open()"
+        if not any(e.proc.exepath == "/bin/cat" for e in cap.events() if e.type in ("openat", "execve")) \
+                and not any(e.type == "openat" and e.fd is not None and e.fd.name == target for e in cap.events()):
+            return False, "bpftrace self-test did not see the test command"
         return True, f"{why}: self-test recorded {len(cap.events())} events"
 
     def version(self) -> str:
