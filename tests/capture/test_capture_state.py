@@ -334,3 +334,15 @@ def test_shebang_scripts_get_the_kernel_argv():
     assert ev.proc.comm == "run.sh" and ev.proc.exe == "/bin/sh" and ev.proc.args == ["-e", "./run.sh", "a"]
     ev = st.feed(r(ROOT, "execve", 0, filename="/work/tool", argv=["tool", "--x"]))
     assert ev.proc.exe == "/usr/bin/env" and ev.proc.args == ["node", "/work/tool", "--x"]
+
+
+def test_start_exec_reports_only_what_runs_after_the_launcher():
+    st, r = table(start_exec="bwrap"), Rec()
+    assert st.feed(r(ROOT, "execve", 0, filename="/usr/bin/python3", argv=["python3", "-I", "shim.py"])) is None
+    assert st.feed(r(ROOT, "openat", 3, path="/usr/lib/python3.11/os.py", flags=0)) is None
+    ev = st.feed(r(ROOT, "execve", 0, filename="/usr/bin/bwrap", argv=["bwrap", "--args", "3"]))
+    assert ev is not None and ev.proc.comm == "bwrap"
+    st.feed(r(ROOT, "clone", 800, flags=C.SIGCHLD))
+    ev = st.feed(r(800, "openat", 4, path="/etc/passwd", flags=0))
+    assert ev is not None and ev.proc.parent.comm == "bwrap"  # descendants are reported
+    assert [e.num for e in (ev,)] == [3]  # the launcher's events did not take numbers

@@ -98,6 +98,9 @@ class SessionOptions:
     # path as the traced processes see it -> path on the host (None: the same); used to read the
     # first line of executed scripts for backends that see argv only as the caller passed it
     host_path: Callable[[str], str | None] | None = None
+    # report only processes that exec'd this program (a path or a basename, e.g. "bwrap") and their
+    # descendants: the launcher and shim in front of a sandbox are tracked but not reported
+    start_exec: str | None = None
 
 
 class Session(ABC):
@@ -195,6 +198,7 @@ class Session(ABC):
             env_filter=o.env_filter,
             hostname=o.hostname,
             read_head=self._read_head if self.backend.argv_as_passed else None,
+            start_exec=o.start_exec,
         )
         self._events = table.feed_all(recs)
         self.stats.records = len(recs)

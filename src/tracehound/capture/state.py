@@ -110,8 +110,8 @@ class _Group:
     """A thread group (what Falco calls a process)."""
 
     __slots__ = ("args", "comm", "dead", "env", "exe", "exe_from_memfd", "exepath", "fdt", "fs", "gid",
-                 "parent", "pid", "ppid", "session", "sid", "snap", "snap_epoch", "start_ts", "threads",
-                 "uid", "vpgid", "vpid")
+                 "parent", "pid", "ppid", "recording", "session", "sid", "snap", "snap_epoch", "start_ts",
+                 "threads", "uid", "vpgid", "vpid")
 
     def __init__(self, pid: int):
         self.pid = pid
@@ -133,6 +133,7 @@ class _Group:
         self.start_ts: int | None = None
         self.exe_from_memfd: bool | None = None
         self.dead = False
+        self.recording = True
         self.threads: set[int] = set()
         self.snap: Process | None = None
         self.snap_epoch = -1
@@ -249,6 +250,7 @@ class StateTable:
         snaplen: int = DEFAULT_SNAPLEN,
         hostname: str | None = None,
         read_head: Callable[[str], bytes | None] | None = None,
+        start_exec: str | None = None,
     ):
         self.evttypes: frozenset[str] | None = frozenset(evttypes) if evttypes is not None else None
         self.container_id = container_id
@@ -266,6 +268,10 @@ class StateTable:
         # "#!" scripts get the argv the kernel builds (interpreter, its argument, the script path,
         # the rest) like sources that read it back from the new process (bpftrace, Falco).
         self.read_head = read_head
+        # With start_exec (a path, or a basename such as "bwrap"), events are produced only for
+        # processes that exec'd it or descend from one that did: the launcher in front of a
+        # sandbox is recorded for state, not reported.
+        self.start_exec = start_exec
         self.threads: dict[int, _Thread] = {}
         self.groups: dict[int, _Group] = {}
         self.epoch = 0
@@ -300,7 +306,7 @@ class StateTable:
     def feed(self, rec: RawSyscall) -> Event | None:
         th = self._thread(rec)
         handler = self._handlers.get(rec.name)
-        want = self.evttypes is None or rec.name in self.evttypes
+        want = (self.evttypes is None or rec.name in self.evttypes) and th.group.recording
         if handler is None:
             return self._h_generic(rec, th, want) if want else None
         return handler(rec, th, want)
@@ -317,6 +323,7 @@ class StateTable:
 
     def _new_group(self, pid: int) -> _Group:
         g = _Group(pid)
+        g.recording = self.start_exec is None
         old = self.groups.get(pid)
         if old is not None:  # pid reuse: the old one is gone for good
             old.dead = True
@@ -668,6 +675,7 @@ class StateTable:
         g.comm, g.exe, g.exepath, g.args, g.env = pg.comm, pg.exe, pg.exepath, pg.args, pg.env
         g.uid, g.gid, g.sid, g.vpgid, g.session = pg.uid, pg.gid, pg.sid, pg.vpgid, pg.session
         g.exe_from_memfd = pg.exe_from_memfd
+        g.recording = pg.recording
         g.fs = pg.fs if flags & C.CLONE_FS else _Fs(pg.fs.cwd)
         g.fdt = pg.fdt if flags & C.CLONE_FILES else pg.fdt.copy()
         g.start_ts = ts
@@ -775,6 +783,10 @@ class StateTable:
         else:
             g.fdt = _FdTable({k: _Entry(e.file, False) for k, e in fds.items()})
         self._changed()
+        if not g.recording and self.start_exec and (
+                exepath == self.start_exec or posixpath.basename(exepath) == self.start_exec):
+            g.recording = True
+            want = self.wants(rec.name)
         if not want:
             return None
         args = {
@@ -809,7 +821,7 @@ class StateTable:
     def _h_exit(self, rec: RawSyscall, th: _Thread, want: bool) -> Event | None:
         g = th.group
         ev = None
-        if self.wants("procexit"):
+        if self.wants("procexit") and g.recording:
             ev = self._event(rec, th, {"status": rec.args.get("code")}, etype="procexit")
         self.threads.pop(th.tid, None)
         g.threads.discard(th.tid)
