@@ -231,3 +231,48 @@ def pg_drop_schema(schema: str) -> None:
     with eng.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     eng.dispose()
+
+
+class WorkerProcess:
+    """One `tracehound worker` subprocess (Celery on Redis)."""
+
+    def __init__(self, workdir: Path, db: str, queue: str, args: list[str], name: str):
+        self.workdir = workdir
+        self.db = db
+        self.queue = queue
+        self.args = args
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self.log_path = workdir / f"{name}.log"
+        self.worker_id = ""
+
+    def start(self, timeout: float = 90) -> WorkerProcess:
+        ready = self.workdir / f"{self.name}.ready"
+        ready.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                tracehound_cmd("worker", "--db", self.db, "--queue", self.queue, "--ready-file", str(ready),
+                               "--backend", "ptrace", "--workdir", str(self.workdir / f"{self.name}-scans"),
+                               "--name", self.name, *self.args),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready.exists():
+                self.worker_id = json.loads(ready.read_text())["worker"]
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
