@@ -264,6 +264,17 @@ def test_fork_record_before_clone_exit_and_pid_namespace():
     assert ev.proc.vpid == 1  # first process of a new pid namespace
 
 
+def test_vfork_child_learns_its_namespace_pid_retroactively():
+    st, r = table(), Rec()
+    start(st, r)
+    st.feed(r(ROOT, FORK, None, tgid=ROOT, child=501, flags=C.CLONE_VM | C.CLONE_VFORK | C.SIGCHLD))
+    early = st.feed(r(501, "execve", 0, tgid=501, comm="sh", filename="/bin/sh", argv=["sh"]))
+    assert early.proc.vpid is None  # the parent's vfork has not returned yet
+    st.feed(r(ROOT, "vfork", 7, tgid=ROOT, child=501))
+    assert early.proc.vpid == 7  # ... now it has: the earlier event knows too
+    assert st.feed(r(501, "openat", 3, tgid=501, path="/x", flags=0)).proc.vpid == 7
+
+
 def test_clone_in_a_pid_namespace_links_the_host_pid():
     st, r = table(), Rec()
     start(st, r)

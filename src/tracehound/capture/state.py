@@ -111,11 +111,13 @@ class _Group:
 
     __slots__ = ("args", "comm", "dead", "env", "exe", "exe_from_memfd", "exepath", "fdt", "fs", "gid",
                  "parent", "pid", "ppid", "recording", "session", "sid", "snap", "snap_epoch", "start_ts",
-                 "threads", "uid", "vpgid", "vpid")
+                 "threads", "uid", "vpgid", "vpid", "vpid_waiters")
 
     def __init__(self, pid: int):
         self.pid = pid
         self.vpid: int | None = None
+        # snapshots handed out before the parent's clone returned the child's namespace pid
+        self.vpid_waiters: list[Process] | None = None
         self.ppid: int | None = None
         self.parent: _Group | None = None
         self.comm = NA
@@ -382,6 +384,8 @@ class StateTable:
         )
         g.snap = p
         g.snap_epoch = self.epoch
+        if g.vpid_waiters is not None and len(g.vpid_waiters) < 256:
+            g.vpid_waiters.append(p)
         return p
 
     def _snapshot(self, th: _Thread) -> Process:
@@ -391,6 +395,8 @@ class StateTable:
         if th.snap_epoch == self.epoch and th.snap is not None:
             return th.snap
         p = dataclasses.replace(self._group_snapshot(g), tid=th.tid)
+        if g.vpid_waiters is not None and len(g.vpid_waiters) < 256:
+            g.vpid_waiters.append(p)
         th.snap = p
         th.snap_epoch = self.epoch
         return p
@@ -681,6 +687,8 @@ class StateTable:
         g.start_ts = ts
         if flags & C.CLONE_NEWPID:
             g.vpid = 1
+        else:
+            g.vpid_waiters = []  # filled in when the parent's clone returns (vfork children run first)
         old = self.threads.get(child)
         if old is not None:
             old.group.threads.discard(child)
@@ -713,7 +721,10 @@ class StateTable:
                 cg = cth.group
                 if cg.vpid is None:
                     cg.vpid = 1 if flags & C.CLONE_NEWPID else res
+                    for snap in cg.vpid_waiters or ():
+                        snap.vpid = cg.vpid
                     self._changed()
+                cg.vpid_waiters = None
         if not want:
             return None
         g = th.group
