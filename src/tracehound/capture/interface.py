@@ -120,7 +120,11 @@ class Session(ABC):
     # lifecycle -----------------------------------------------------------------------------
 
     def __enter__(self) -> Session:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # temporary cgroup, tracer process
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
