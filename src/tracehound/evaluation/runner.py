@@ -151,6 +151,7 @@ def run_simulation(sim: Simulation, opts: EvalOptions, ruleset=None) -> Outcome:
         out.verdict = result.verdict
         out.reasons = list(result.reasons)
         out.alerts = [AlertSummary.of(a) for a in result.alerts]
+        out.detail = _phase_problems(result)
         for exp in sim.expect:
             (out.met if expectation_met(exp, out.alerts) else out.unmet).append(exp.describe())
         if not out.unmet:
@@ -165,6 +166,16 @@ def run_simulation(sim: Simulation, opts: EvalOptions, ruleset=None) -> Outcome:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _phase_problems(result) -> str:
+    """The failing phases' problems and the end of their output, for the report."""
+    out = []
+    for ph in result.phases:
+        if ph.problem:
+            tail = (ph.stderr_tail or ph.stdout_tail or "").strip()[-800:]
+            out.append(f"{ph.name}: {ph.problem}\n{tail}")
+    return "\n".join(out)
 
 
 def _gem_project(pkg: BenignPackage, mirror: str, dest: Path) -> None:
@@ -201,6 +212,9 @@ def run_benign(pkg: BenignPackage, opts: EvalOptions, ruleset=None) -> Outcome:
         out.verdict = result.verdict
         out.reasons = list(result.reasons)
         out.alerts = [AlertSummary.of(a) for a in result.alerts]
+        problems = _phase_problems(result)
+        if problems:
+            out.detail = f"{pkg.note}\n{problems}" if pkg.note else problems
         if out.alerts_at_or_above("notice"):
             out.status = "false_positive"
         elif result.verdict == "inconclusive" or result.reasons:

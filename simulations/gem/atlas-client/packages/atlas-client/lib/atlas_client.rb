@@ -1,0 +1,3 @@
+module AtlasClient
+  VERSION = "0.0.2"
+end
