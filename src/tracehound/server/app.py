@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from tracehound import __version__
 from tracehound.intake import TargetError, UnsafeArchiveError, extract, parse_spec
-from tracehound.scan.options import PRIORITIES, ScanOptions, priority_rank
+from tracehound.scan.options import ScanOptions, priority_rank
 from tracehound.server import metrics as metrics_mod
 from tracehound.server.auth import ANONYMOUS, Authenticator, Principal
 from tracehound.server.config import BUNDLED_RULESET, RULESET_NAME, ServerConfig
@@ -160,14 +160,25 @@ class RuleSets(BaseModel):
     uploads_allowed: bool
 
 
+_VER = r"[A-Za-z0-9][A-Za-z0-9.+_-]*"
+# what tracehound.intake.parse_spec accepts (lower-case ecosystem prefixes), for the OpenAPI document
+SPEC_PATTERN = (r"^(?:npm:(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*(?:@" + _VER + r")?"
+                r"|(?:pypi|pip|python):[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:==" + _VER + r")?"
+                r"|(?:gem|rubygems|bundler|ruby):[A-Za-z0-9][A-Za-z0-9._-]*(?::" + _VER + r")?)$")
+Phases = Literal["fetch", "fetch,install", "fetch,install,import"]
+Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice", "informational", "info", "debug"]
+
+
 class ScanRequest(BaseModel):
     """JSON body of `POST /api/v1/scans`: scan a published package."""
 
     model_config = ConfigDict(extra="forbid")
-    package: str = Field(max_length=300, description="npm:name@version, pypi:name==version or gem:name:version")
-    phases: list[str] | str | None = None
-    fail_on: str | None = None
-    rules: list[str] | str | None = None
+    package: str = Field(max_length=300, pattern=SPEC_PATTERN,
+                         description="npm:name@version, pypi:name==version or gem:name:version")
+    phases: Phases | None = None
+    fail_on: Priority | None = None
+    rules: list[str] | None = Field(default=None, max_length=10,
+                                    description="server rule set names (GET /api/v1/rulesets)")
 
 
 Manager = enum.Enum("Manager", {m: m for m in MANAGERS}, type=str)
@@ -474,6 +485,14 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
         headers = dict(exc.headers or {})
         if exc.status_code == 401:
             headers.update(CHALLENGE)
+        if exc.status_code == 405:  # every method of the path, not only those of the first route found
+            from starlette.routing import Match
+
+            allowed: set[str] = set()
+            for route in request.app.router.routes:
+                if route.matches(request.scope)[0] != Match.NONE and getattr(route, "methods", None):
+                    allowed |= set(route.methods)
+            headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse({"status": "error", "reason": reason}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -540,10 +559,11 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def create_scan(request: Request, response: Response, who: Who,
                           manager: Annotated[Manager | None, Query(description="package manager to scan with")] = None,
-                          phases: Annotated[str | None, Query(max_length=100, description="e.g. fetch,install")] = None,
-                          fail_on: Annotated[str | None, Query(max_length=20, description=", ".join(PRIORITIES))]
+                          phases: Annotated[Phases | None, Query(description="phases to run")] = None,
+                          fail_on: Annotated[Priority | None, Query(description="lowest priority that is a finding")]
                           = None,
-                          rules: Annotated[str | None, Query(max_length=300, description="server rule set names")]
+                          rules: Annotated[list[str] | None, Query(max_length=10, description="server rule set names "
+                                                                   "(repeat the parameter, or separate with commas)")]
                           = None) -> ScanCreated:
         """Queue a scan of an uploaded project archive (raw body or multipart `archive`) or of a
         published package (JSON `{"package": "npm:name@1.0.0"}`)."""
@@ -560,9 +580,9 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
             except ValueError as exc:
                 raise _err(400, f"invalid JSON body: {_first_error(exc)}") from None
             package = req.package
-            phases = req.phases if req.phases is not None else phases  # type: ignore[assignment]
+            phases = req.phases or phases
             fail_on = req.fail_on or fail_on
-            rules = req.rules if req.rules is not None else rules  # type: ignore[assignment]
+            rules = req.rules if req.rules is not None else rules
         elif ctype == "multipart/form-data":
             raw = await _read_body(request, cfg.max_upload_bytes + cfg.max_rules_bytes + JSON_LIMIT, cfg.body_timeout)
             form = await _parse_form(request, raw)
@@ -577,9 +597,10 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
                 uploaded = (name or "rules.yaml", data)
             fm = _form_text(form, "manager")
             mgr = fm or mgr
-            phases = _form_text(form, "phases") or phases
-            fail_on = _form_text(form, "fail_on") or fail_on
-            rules = _form_text(form, "rules") or rules
+            phases = _form_text(form, "phases") or phases  # type: ignore[assignment]
+            fail_on = _form_text(form, "fail_on") or fail_on  # type: ignore[assignment]
+            form_rules = _form_text(form, "rules")
+            rules = [form_rules] if form_rules else rules
         elif ctype in ARCHIVE_TYPES:
             archive = await _read_body(request, cfg.max_upload_bytes, cfg.body_timeout)
         else:
@@ -767,6 +788,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             if "422" in resp:
                 resp["422"] = {"description": "Invalid request",
                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    # Package Hunter answers a poll without an id with 400 (its clients read that as "server up"),
+    # so the id is optional to FastAPI but required in the document
+    for param in schema["paths"]["/"]["get"].get("parameters", []):
+        if param["name"] == "id":
+            param["required"] = True
+            param["schema"] = {"type": "string", "format": "uuid"}
+    # rule set names are this server's: list them
+    names = app.state.runtime.cfg.ruleset_names()
+    for param in schema["paths"]["/api/v1/scans"]["post"].get("parameters", []):
+        if param["name"] == "rules":
+            param["schema"] = {"type": "array", "maxItems": 10, "items": {"type": "string", "enum": names}}
+    body = schema["paths"]["/api/v1/scans"]["post"]["requestBody"]["content"]
+    body["application/json"]["schema"]["properties"]["rules"] = {
+        "type": "array", "maxItems": 10, "items": {"type": "string", "enum": names}}
+    body["multipart/form-data"]["schema"]["properties"].update({
+        "phases": {"type": "string", "enum": list(Phases.__args__)},
+        "fail_on": {"type": "string", "enum": list(Priority.__args__)},
+        "rules": {"type": "string", "enum": names}})
     app.openapi_schema = schema
     return schema
 
