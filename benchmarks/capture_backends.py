@@ -90,6 +90,14 @@ def main() -> None:
     ap.add_argument("--project", type=Path)
     args = ap.parse_args()
     project = args.project or default_project()
+    try:
+        measure(project, args.runs)
+    finally:
+        if args.project is None:
+            shutil.rmtree(project, ignore_errors=True)
+
+
+def measure(project: Path, runs: int) -> None:
     run_once(project)  # warm the page cache and check the workload works
     variants = [("ptrace", "ptrace", {}), ("ptrace-yy", "ptrace", {"decode_fds": True})]
     if not PtraceBackend.available()[0]:
@@ -99,12 +107,12 @@ def main() -> None:
     base: list[float] = []
     rows: dict[str, list[tuple[float, float, int, bool]]] = {v[0]: [] for v in variants}
     # interleaved, so that drift of the machine (page cache, writeback) hits every variant alike
-    for _ in range(args.runs):
+    for _ in range(runs):
         base.append(run_once(project))
         for label, name, opts in variants:
             rows[label].append(traced(project, name, **opts))
     b = statistics.median(base)
-    print(f"baseline  {b:6.2f}s  (median of {args.runs}: {' '.join(f'{x:.2f}' for x in base)})")
+    print(f"baseline  {b:6.2f}s  (median of {runs}: {' '.join(f'{x:.2f}' for x in base)})")
     for label, _name, _opts in variants:
         rs = rows[label]
         t = statistics.median(r[0] for r in rs)
