@@ -77,15 +77,15 @@ def submit(path, server, manager, fmt, output, timeout, phases, fail_on, rules, 
             elif ":" in path and not path.startswith(("/", ".")):
                 if rules_upload:
                     click.echo("error: --rules-file works with archives and directories only", err=True)
-                    sys.exit(EXIT_USAGE)
+                    raise click.exceptions.Exit(EXIT_USAGE)
                 body = {k: v for k, v in params.items() if k != "manager"}
                 scan_id = client.submit_package(path, params=body)
             else:
                 click.echo(f"error: {path}: no such file or directory, and not a package spec", err=True)
-                sys.exit(EXIT_USAGE)
+                raise click.exceptions.Exit(EXIT_USAGE)
         except ClientError as exc:
             click.echo(f"error: the server refused the scan: {exc.reason}", err=True)
-            sys.exit(EXIT_USAGE)
+            raise click.exceptions.Exit(EXIT_USAGE) from None
         _say(quiet, f"submitted scan {scan_id} to {url}")
         last = {"status": None}
 
@@ -98,11 +98,11 @@ def submit(path, server, manager, fmt, output, timeout, phases, fail_on, rules, 
             st = client.wait(scan_id, timeout=timeout, on_poll=progress)
         except TimeoutError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_INCONCLUSIVE)
+            raise click.exceptions.Exit(EXIT_INCONCLUSIVE) from None
         if st["status"] == "failed":
             reasons = "; ".join(st.get("reasons") or []) or "unknown reason"
             click.echo(f"error: the scan failed: {reasons}", err=True)
-            sys.exit(EXIT_USAGE if st.get("failure_kind") == "input" else EXIT_INCONCLUSIVE)
+            raise click.exceptions.Exit(EXIT_USAGE if st.get("failure_kind") == "input" else EXIT_INCONCLUSIVE)
         extra = {"scanner_id": scanner_id} if scanner_id and fmt == "gitlab" else {}
         body_bytes = client.report(scan_id, fmt, **extra)
         if output:
@@ -113,12 +113,12 @@ def submit(path, server, manager, fmt, output, timeout, phases, fail_on, rules, 
         verdict = st.get("verdict")
         _say(quiet, f"verdict: {verdict} ({st.get('alerts', 0)} alerts)"
                     + "".join(f"\n  reason: {r}" for r in st.get("reasons") or []))
-        sys.exit({"clean": EXIT_CLEAN, "findings": EXIT_FINDINGS}.get(verdict, EXIT_INCONCLUSIVE))
+        raise click.exceptions.Exit({"clean": EXIT_CLEAN, "findings": EXIT_FINDINGS}.get(verdict, EXIT_INCONCLUSIVE))
     except ClientError as exc:
         click.echo(f"error: {exc.reason}", err=True)
-        sys.exit(EXIT_USAGE)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
     except ServerError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INCONCLUSIVE)
+        raise click.exceptions.Exit(EXIT_INCONCLUSIVE) from None
     finally:
         client.close()
