@@ -16,7 +16,9 @@ import json
 import logging
 import re
 import tempfile
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +207,27 @@ class Runtime:
     dispatcher: CeleryDispatcher | None
     housekeeping: Housekeeping
     executor: Executor
+
+    def __post_init__(self) -> None:
+        self._ph_cache: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._ph_lock = threading.Lock()
+
+    def ph_results(self, scan_id: str) -> list[dict[str, Any]]:
+        """Package Hunter's result list of a finished scan; cached, since a finished result never
+        changes and its clients poll it (a deleted scan is gone from the store before this is asked)."""
+        with self._ph_lock:
+            hit = self._ph_cache.get(scan_id)
+            if hit is not None:
+                self._ph_cache.move_to_end(scan_id)
+                return hit
+        from tracehound.report.packagehunter import result_list
+
+        results = result_list(_load_result(self, scan_id))
+        with self._ph_lock:
+            self._ph_cache[scan_id] = results
+            while len(self._ph_cache) > 128:
+                self._ph_cache.popitem(last=False)
+        return results
 
     def kick(self, scan_id: str) -> None:
         """Tell whoever runs scans that there is a new one."""
@@ -538,11 +561,7 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
         scan = rt.store.get(_uuid_or_404(job_id))
         if scan is None or not _visible(scan, who):
             raise _err(404, f"no job with id {job_id}")
-        results = None
-        if scan.state == FINISHED:
-            from tracehound.report.packagehunter import result_list
-
-            results = result_list(_load_result(rt, scan.id))
+        results = rt.ph_results(scan.id) if scan.state == FINISHED else None
         return JSONResponse(packagehunter_status(scan, results))
 
     # -- v1 --

@@ -90,6 +90,7 @@ class Authenticator:
         self.db = db
         self._key = os.urandom(32)
         self._ok: dict[bytes, float] = {}
+        self._inflight: dict[bytes, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def _cache_key(self, stored_hash: str, password: str) -> bytes:
@@ -100,18 +101,27 @@ class Authenticator:
             verify_password(password, _DUMMY_HASH)
             return False
         key = self._cache_key(stored, password)
-        now = time.monotonic()
+        if self._cached(key):
+            return True
+        # single flight: many clients polling with the same credentials verify them once
+        with self._lock:
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            if self._cached(key):
+                return True
+            ok = verify_password(password, stored)
+            with self._lock:
+                self._inflight.pop(key, None)
+                if ok:
+                    if len(self._ok) >= self.CACHE_MAX:
+                        self._ok.clear()
+                    self._ok[key] = time.monotonic() + self.CACHE_TTL
+        return ok
+
+    def _cached(self, key: bytes) -> bool:
         with self._lock:
             exp = self._ok.get(key)
-            if exp is not None and exp > now:
-                return True
-        if not verify_password(password, stored):
-            return False
-        with self._lock:
-            if len(self._ok) >= self.CACHE_MAX:
-                self._ok.clear()
-            self._ok[key] = now + self.CACHE_TTL
-        return True
+            return exp is not None and exp > time.monotonic()
 
     def basic(self, name: str, password: str) -> Principal | None:
         with self.db.read() as s:
