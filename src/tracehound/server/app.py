@@ -175,7 +175,8 @@ class ScanRequest(BaseModel):
     """JSON body of `POST /api/v1/scans`: scan a published package."""
 
     model_config = ConfigDict(extra="forbid")
-    package: str = Field(max_length=300, pattern=SPEC_PATTERN,
+    # the pattern documents the syntax; parse_spec checks it, with a message that says what is wrong
+    package: str = Field(max_length=300, json_schema_extra={"pattern": SPEC_PATTERN},
                          description="npm:name@version, pypi:name==version or gem:name:version")
     phases: Phases | None = None
     fail_on: Priority | None = None
@@ -627,9 +628,12 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
                             "multipart/form-data or application/octet-stream (an archive)")
         if package is not None:
             try:
-                spec = parse_spec(package.strip())
+                spec = parse_spec(package)
             except TargetError as exc:
                 raise _err(400, str(exc)) from None
+            if not re.match(SPEC_PATTERN, package):  # parse_spec is more lenient than the documented syntax
+                raise _err(400, f"invalid package spec {package!r} (write npm:name@1.0.0, pypi:name==1.0.0 or "
+                                "gem:name:1.0.0)")
             opts, blobs = await run_in_threadpool(build_options, rt, manager=None, phases=phases, fail_on=fail_on,
                                                   rules=rules, uploaded=uploaded)
             new = NewScan(api="v1", target_kind="package", target=str(spec), manager=None, options=opts,
