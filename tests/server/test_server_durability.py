@@ -76,3 +76,34 @@ def test_sigkill_while_queued_and_running_loses_nothing(tmp_path):
     assert runs[ids[0]] == [(1, "lost"), (2, "finished")]
     assert all(runs[i] == [(1, "finished")] for i in ids[1:])
     assert srv.starts == 2 and os.path.exists(db)
+
+
+@needs_root
+def test_sigterm_hands_a_running_scan_back_without_using_up_its_retry(tmp_path):
+    db = str(tmp_path / "graceful.db")
+    add_users(db)
+    srv = ServerProcess(tmp_path, db, ["--workers", "1", "--ruleset", f"test={TEST_RULES}",
+                                       "--default-ruleset", "test", "--max-attempts", "1"]).start()
+    try:
+        with srv.client("alice") as c:
+            sid = c.post("/api/v1/scans", content=tar_gz(EXAMPLE),
+                         headers={"Content-Type": "application/octet-stream"}).json()["id"]
+            deadline = time.monotonic() + 60
+            while c.get(f"/api/v1/scans/{sid}").json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        t0 = time.monotonic()
+        srv.stop()  # SIGTERM
+        assert time.monotonic() - t0 < 30 and srv.proc.returncode in (0, -15), srv.log()  # uvicorn re-raises SIGTERM
+        store = Store(connect(f"sqlite:///{db}", migrate=False))
+        s = store.get(sid)
+        assert s.state == "queued" and "shut down" in s.reason
+        assert [(r.attempt, r.outcome) for r in store.runs(sid)] == [(1, "interrupted")]
+        srv.start()
+        with srv.client("alice") as c:
+            end = wait_final(c, sid)
+    finally:
+        srv.stop()
+    # max-attempts 1: a lost worker would have failed it; a shutdown does not count as a lost attempt
+    assert end["status"] == "finished" and end["verdict"] == "findings"
+    assert [(r.attempt, r.outcome) for r in store.runs(sid)] == [(1, "interrupted"), (2, "finished")]

@@ -119,6 +119,8 @@ def _setup_logging(level: str) -> None:
               help="Concurrent requests before new ones get 503.")
 @click.option("--body-timeout", default="120s", show_default=True, metavar="DURATION",
               help="Time to receive a request body before 408.")
+@click.option("--max-concurrent-uploads", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Uploads received at once; more wait for a slot, then get 503.")
 @click.option("--retention", default="30d", show_default=True, metavar="DURATION",
               help="Delete finished scans (results included) after this long.")
 @click.option("--cleanup-interval", default="1h", show_default=True, metavar="DURATION")
@@ -132,7 +134,7 @@ def _setup_logging(level: str) -> None:
               help="Lowest priority that counts as a finding on the Package Hunter routes.")
 @_common_worker_options
 def serve(db, host, port, queue_url, workers, insecure_no_auth, public_healthz, max_upload_mb, max_unpacked_mb,
-          max_queue, max_user_active, max_connections, body_timeout, retention, cleanup_interval, rulesets,
+          max_queue, max_user_active, max_connections, body_timeout, max_concurrent_uploads, retention, cleanup_interval, rulesets,
           default_ruleset, no_uploaded_rules, compat_fail_on, backend, workdir, job_timeout, lease, max_attempts,
           webhook_url, webhook_secret, queue_name, redispatch, ready_file, log_level) -> None:
     """Run the HTTP API (Package Hunter routes and /api/v1) and, unless --queue is given, the scan
@@ -165,6 +167,7 @@ def serve(db, host, port, queue_url, workers, insecure_no_auth, public_healthz, 
                   public_healthz=public_healthz,
                   max_upload_bytes=int(max_upload_mb * 1024**2), archive_limits=limits, max_queue=max_queue,
                   max_user_active=max_user_active, max_connections=max_connections, body_timeout=body_timeout,
+                  max_concurrent_uploads=max_concurrent_uploads,
                   retention_seconds=retention, cleanup_interval=cleanup_interval, rulesets=sets,
                   default_ruleset=default_ruleset, allow_uploaded_rules=not no_uploaded_rules,
                   compat_fail_on=compat_fail_on.lower(), backend=backend, workdir=workdir, job_timeout=job_timeout,

@@ -252,6 +252,19 @@ def build_runtime(cfg: ServerConfig, db: Database) -> Runtime:
 
 
 async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The whole body, within a size limit and a deadline, holding one of the upload slots."""
+    slots: asyncio.Semaphore = request.app.state.upload_slots
+    try:
+        await asyncio.wait_for(slots.acquire(), timeout=timeout)
+    except TimeoutError:
+        raise _err(503, "too many uploads in progress; try again later", {"Retry-After": RETRY_AFTER}) from None
+    try:
+        return await _read_body_limited(request, limit, timeout)
+    finally:
+        slots.release()
+
+
+async def _read_body_limited(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -497,6 +510,7 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
                   redoc_url=None, openapi_url=None,
                   description="Package Hunter-compatible routes plus the v1 scan API. See docs/server.md.")
     app.state.runtime = rt
+    app.state.upload_slots = asyncio.Semaphore(cfg.max_concurrent_uploads)
     # -- errors --
 
     @app.exception_handler(HTTPException)

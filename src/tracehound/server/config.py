@@ -60,6 +60,7 @@ class ServerConfig:
     max_queue: int = 200  # queued scans on the whole server before 503
     max_user_active: int = 20  # queued + running scans per user before 429
     body_timeout: float = 120.0  # seconds to receive a whole request body before 408
+    max_concurrent_uploads: int = 8  # uploads held in memory at once; more wait, then get 503
     max_connections: int = 256  # uvicorn limit_concurrency: more concurrent requests get 503
     job_timeout: float | None = None  # wall clock per scan; None = the phase budgets plus a margin
     lease_seconds: float = 60.0  # a running scan without a heartbeat for this long is lost

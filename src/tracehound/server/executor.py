@@ -111,9 +111,10 @@ class Executor:
             self._procs[job.id] = proc
         try:
             deadline = time.monotonic() + self.job_timeout
+            next_beat = time.monotonic() + beat
             while True:
                 try:
-                    rc = proc.wait(timeout=max(0.05, min(beat, deadline - time.monotonic())))
+                    rc = proc.wait(timeout=0.5)
                     break
                 except subprocess.TimeoutExpired:
                     pass
@@ -121,6 +122,14 @@ class Executor:
                     self._stop(proc)
                     self._release(job)
                     return
+                now = time.monotonic()
+                if now >= deadline:
+                    self._stop(proc)
+                    self._fail(job, "timeout", f"scan did not finish within {self.job_timeout:.0f}s and was stopped")
+                    return
+                if now < next_beat:
+                    continue
+                next_beat = now + beat
                 try:
                     ours = self.store.heartbeat(job, self.worker_id)
                 except Exception as exc:  # a database hiccup must not kill a scan
@@ -129,10 +138,6 @@ class Executor:
                 if not ours:
                     log.warning("scan %s: no longer ours (deleted or retried elsewhere); stopping it", job.id)
                     self._stop(proc)
-                    return
-                if time.monotonic() >= deadline:
-                    self._stop(proc)
-                    self._fail(job, "timeout", f"scan did not finish within {self.job_timeout:.0f}s and was stopped")
                     return
         finally:
             with self._lock:

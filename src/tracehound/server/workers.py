@@ -102,6 +102,7 @@ def make_celery(broker_url: str, queue_name: str):
         task_default_queue=queue_name,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
         broker_transport_options={"visibility_timeout": 3600, "socket_timeout": 10, "socket_connect_timeout": 5},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
