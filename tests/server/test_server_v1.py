@@ -277,3 +277,18 @@ def test_insecure_no_auth_binds_loopback_only(tmp_path):
             assert c.get(f"/api/v1/scans/{uuid.uuid4()}").status_code == 404
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(("name", "suffix", "stored"), [
+    ("falco-test.tar.gz", ".tar.gz", "falco-test.tar.gz"),
+    ("x.tgz", ".tar.gz", "x.tgz"),
+    ("six-1.16.0-py2.py3-none-any.whl", ".zip", "six-1.16.0-py2.py3-none-any.whl"),
+    ("rake-13.2.1.gem", ".tar", "rake-13.2.1.gem"),
+    ("../../etc/passwd", ".tar.gz", "passwd.tar.gz"),
+    ("x.zip", ".tar.gz", "x.zip.tar.gz"),  # the content decides, not the name
+    (None, ".zip", "project.zip"),
+])
+def test_stored_upload_names_are_safe_and_fit_the_content(name, suffix, stored):
+    from tracehound.server.app import _safe_filename
+
+    assert _safe_filename(name, suffix) == stored

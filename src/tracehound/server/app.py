@@ -328,14 +328,15 @@ def _split(value: list[str] | str | None) -> list[str]:
     return [p.strip() for item in items for p in str(item).split(",") if p.strip()]
 
 
+_SUFFIXES_OF = {".tar.gz": (".tar.gz", ".tgz"), ".zip": (".zip", ".whl"), ".tar.bz2": (".tar.bz2",),
+                ".tar.xz": (".tar.xz",), ".tar": (".tar", ".gem")}
+
+
 def _safe_filename(name: str | None, suffix: str) -> str:
+    """The upload's file name, made safe, ending in a suffix that fits its content (the scan
+    tells a project archive from a wheel or a gem by the suffix)."""
     base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name or "").name)[:80].lstrip(".") or "project"
-    low = base.lower()
-    if not low.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz", ".zip")) or low.endswith((".whl", ".gem")):
-        base = re.sub(r"\.(tar\.gz|tgz|tar|tar\.bz2|tar\.xz|zip)$", "", base) + suffix
-    if low.endswith((".whl", ".gem")):
-        base = base + suffix
-    return base
+    return base if base.lower().endswith(_SUFFIXES_OF[suffix]) else base + suffix
 
 
 def build_options(rt: Runtime, *, manager: str | None, phases: list[str] | str | None, fail_on: str | None,
