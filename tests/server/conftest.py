@@ -41,6 +41,7 @@ def postgres_url() -> Iterator[str]:
         unique,
     )
 
+    pytest.importorskip("psycopg", reason="psycopg is in the scale extra (pip install -e .[scale])")
     if not service_reachable(POSTGRES_URL, 5432):
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (set TRACEHOUND_TEST_POSTGRES; scripts/test.sh "
                     "starts one)")
@@ -57,6 +58,7 @@ def postgres_url() -> Iterator[str]:
 def redis_url() -> str:
     from server_helpers import REDIS_URL, service_reachable
 
+    pytest.importorskip("celery", reason="celery is in the scale extra (pip install -e .[scale])")
     if not service_reachable(REDIS_URL, 6379):
         pytest.skip(f"Redis not reachable at {REDIS_URL} (set TRACEHOUND_TEST_REDIS; scripts/test.sh starts one)")
     return REDIS_URL

@@ -242,7 +242,7 @@ def test_queue_and_user_limits(tmp_path):
 def test_results_outlive_a_restart_and_expire_after_retention(tmp_path):
     db = str(tmp_path / "retention.db")
     add_users(db)
-    srv = ServerProcess(tmp_path, db, ["--workers", "1", "--retention", "4s", "--cleanup-interval", "1s",
+    srv = ServerProcess(tmp_path, db, ["--workers", "1", "--retention", "10s", "--cleanup-interval", "1s",
                                        "--ruleset", f"test={TEST_RULES}", "--default-ruleset", "test"]).start()
     try:
         with srv.client("alice") as c:
