@@ -87,11 +87,19 @@ def _check_rulesets(rulesets: dict[str, list[Path]]) -> None:
             raise click.exceptions.Exit(3)
 
 
+def _need_celery() -> None:
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        fail_usage("the queue mode needs Celery and Redis: pip install 'tracehound[scale]'")
+
+
 def _setup_logging(level: str) -> None:
     import logging
 
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @click.command()
@@ -156,6 +164,8 @@ def serve(db, host, port, queue_url, workers, insecure_no_auth, public_healthz, 
         priority_rank(compat_fail_on)
     except ValueError as exc:
         fail_usage(str(exc))
+    if queue_url:
+        _need_celery()
     sets = _rulesets(rulesets)
     _check_rulesets(sets)
     if queue_url and workers:
@@ -197,6 +207,7 @@ def worker(db, queue_url, concurrency, worker_name, backend, workdir, job_timeou
     from tracehound.server.serve import run_worker
 
     _setup_logging(log_level)
+    _need_celery()
     cfg = _config(db_url=db, queue_url=queue_url, queue_name=queue_name, workers=concurrency, backend=backend,
                   workdir=workdir, job_timeout=job_timeout, lease_seconds=lease, max_attempts=max_attempts,
                   webhook_url=webhook_url, webhook_secret=webhook_secret, redispatch_seconds=redispatch,
