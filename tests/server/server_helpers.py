@@ -31,7 +31,12 @@ REDIS_URL = os.environ.get("TRACEHOUND_TEST_REDIS", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("TRACEHOUND_TEST_POSTGRES",
                               "postgresql+psycopg://tracehound:tracehound@127.0.0.1:5432/tracehound_test")
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="scans need root (namespaces, cgroups, nftables)")
+_skip_unless_root = pytest.mark.skipif(os.geteuid() != 0, reason="scans need root (namespaces, cgroups, nftables)")
+
+
+def needs_root(test):
+    """Marks a test that runs real scans: `root`, and skipped with the reason when not root."""
+    return pytest.mark.root(_skip_unless_root(test))
 
 
 def tracehound_cmd(*args: str) -> list[str]:
