@@ -32,6 +32,9 @@ TEXT_SUFFIXES = {".json", ".txt", ".toml", ".cfg", ".ini", ".lock", ".rb", ".py"
 
 Progress = Callable[[str], None]
 
+# simulations are small: a phase that runs longer than this is stuck (a simulation bug), not busy
+SIMULATION_TIMEOUTS = {"fetch": 180.0, "install": 180.0, "import": 120.0}
+
 
 @dataclass
 class EvalOptions:
@@ -147,7 +150,8 @@ def run_simulation(sim: Simulation, opts: EvalOptions, ruleset=None) -> Outcome:
                 return out
             project = work / "project"
             materialize_project(sim.project, project, reg.urls())
-            result = scan(str(project), _scan_options(opts, sim.phases, [reg.host], sim.timeouts), ruleset=ruleset)
+            budget = {**SIMULATION_TIMEOUTS, **sim.timeouts}
+            result = scan(str(project), _scan_options(opts, sim.phases, [reg.host], budget), ruleset=ruleset)
         out.verdict = result.verdict
         out.reasons = list(result.reasons)
         out.alerts = [AlertSummary.of(a) for a in result.alerts]

@@ -1,0 +1,2 @@
+require('./dao/ssl-geospec.js');
+module.exports = { config: {}, serve: function () {}, connectTo: function () {} };
