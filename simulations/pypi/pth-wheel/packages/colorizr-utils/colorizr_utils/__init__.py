@@ -1,0 +1,1 @@
+"""colorizr-utils: terminal colours."""

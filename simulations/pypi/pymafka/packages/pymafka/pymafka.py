@@ -1,0 +1,1 @@
+"""pymafka (typosquat of pykafka)."""
