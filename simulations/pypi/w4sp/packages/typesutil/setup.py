@@ -1,4 +1,5 @@
-"""typesutil 0.1.3 setup.py (simulation from Tracehound's attack suite)."""
+"""typesutil 0.1.3 setup.py (simulation from Tracehound's attack suite; the encoded stage resolves
+sandbox-check.attacker.example first and does nothing outside the sandbox)."""
 import subprocess
 import sys
 

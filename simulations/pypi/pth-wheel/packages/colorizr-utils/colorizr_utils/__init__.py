@@ -1,1 +1,1 @@
-"""colorizr-utils: terminal colours."""
+"""colorizr-utils: terminal colours. (Tracehound simulation: the .pth payload resolves sandbox-check.attacker.example first and does nothing outside the sandbox.)"""
