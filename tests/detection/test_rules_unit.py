@@ -147,6 +147,7 @@ CASES: list[tuple[str, dict, set[str]]] = [
     ("whoami", execve("whoami"), {"Host reconnaissance command"}),
     ("uname -m under configure", execve("uname -m", parents=["configure --prefix=/usr"]), set()),
     ("uname -a", execve("uname -a"), {"Host reconnaissance command"}),
+    ("hostname in sh configure", execve("hostname", parents=["bash ./config.guess", "sh configure --with-gmp"]), set()),
     ("sudo", execve("sudo id"), {"Privilege escalation attempt"}),
     ("rm -rf home", execve("rm -rf ~/"), {"Destructive command run by package code"}),
     ("rm -rf own build dir", execve("rm -rf build"), set()),
