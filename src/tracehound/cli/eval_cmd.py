@@ -68,7 +68,7 @@ def eval_cmd(suites: tuple[str, ...], backend: str, rules: tuple[str, ...], only
     if os.geteuid() != 0:
         fail_usage("tracehound eval runs scans and needs root; see `tracehound doctor`")
     opts = EvalOptions(backend=backend, rules=[Path(r) for r in rules], keep=keep, gem_mirror=gem_mirror)
-    opts.timeouts.update(budget)
+    opts.timeout_overrides.update(budget)
     total = len(items)
     done = [0]
 

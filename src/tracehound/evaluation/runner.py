@@ -44,6 +44,7 @@ class EvalOptions:
     workdir: Path | None = None
     keep: bool = False
     gem_mirror: str | None = None  # default: $TRACEHOUND_GEM_MIRROR
+    timeout_overrides: dict[str, float] = field(default_factory=dict)  # the user's --timeout, wins over all
 
 
 @dataclass
@@ -104,7 +105,8 @@ def _scan_options(opts: EvalOptions, phases: tuple[str, ...], registries: list[s
     from tracehound.scan import ScanOptions
 
     return ScanOptions(phases=phases, backend=opts.backend, rules=list(opts.rules), registries=registries,
-                       timeouts={**opts.timeouts, **timeouts}, workdir=opts.workdir, keep_workdir=opts.keep,
+                       timeouts={**opts.timeouts, **timeouts, **opts.timeout_overrides}, workdir=opts.workdir,
+                       keep_workdir=opts.keep,
                        fail_on="notice")
 
 
