@@ -116,6 +116,8 @@ CASES: list[tuple[str, dict, set[str]]] = [
     ("eval of a long encoded literal (argv cut by eBPF)",
      execve("node -e eval(Buffer.from('" + "cmVxdWlyZSgnZG5zJykubG9va3VwKCdzYW5kYm94LWNoZWNr" * 3),
      {"Suspicious inline code run by package code", "Obfuscated payload executed"}),
+    ("long hex build flag is data", execve("sh -c gcc -c -O2 -DUWSGI_BUILD=\"" + "2d4f32202d492e" * 12 + "\" x.c",
+                                            parents=["python uwsgiconfig.py --build"]), set()),
     ("node -e with base64 eval", execve("node -e eval(Buffer.from('ZXZhbA==','base64').toString())"),
      {"Suspicious inline code run by package code", "Obfuscated payload executed"}),
     ("python -c decoding and exec", execve("python3 -c exec(__import__('base64').b64decode('cHJpbnQ='))"),
