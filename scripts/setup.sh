@@ -18,12 +18,12 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 3
 fi
 
-pkgs=(bubblewrap nftables iproute2 strace bpftrace ca-certificates git curl
+pkgs=(bubblewrap nftables iproute2 strace bpftrace ca-certificates git curl wget
       python3 python3-venv python3-dev build-essential ruby ruby-dev bundler)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 if [ "$want_tests" = 1 ]; then
-  pkgs+=(redis-server postgresql chromium chromium-driver fonts-dejavu-core wget)
+  pkgs+=(redis-server postgresql chromium chromium-driver fonts-dejavu-core)
 fi
 
 missing=()

@@ -437,3 +437,17 @@ def test_broken_uv_lock(tmp_path, text, message):
     [project] = ECO.detect(tmp_path)
     with raises(message):
         ECO.dependencies(project)
+
+
+def test_install_requirements_drop_hashes_checked_at_fetch():
+    """The install phase installs wheels built from the fetched sdists: their hashes cannot match."""
+    text = ("--require-hashes\n"
+            "six==1.16.0 --hash=sha256:aa\n"
+            "docopt==0.6.2 \\\n    --hash=sha256:bb \\\n    --hash sha256:cc  # sdist only\n"
+            "requests[socks]==2.32.3 ; python_version >= '3.8'\n")
+    assert _load_driver().without_hashes(text).splitlines() == [
+        "",
+        "six==1.16.0",
+        "docopt==0.6.2  # sdist only",
+        "requests[socks]==2.32.3 ; python_version >= '3.8'",
+    ]

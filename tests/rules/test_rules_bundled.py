@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from rules_helpers import event
-
-from tracehound.events import Fd, Process
 from tracehound.rules import bundled_rules_path, load_result
 
 
@@ -14,38 +11,21 @@ def ruleset():
     return res.ruleset
 
 
-def under_npm(comm: str, args: list[str]) -> Process:
-    npm = Process(pid=10, comm="npm", exe="npm", args=["install"])
-    node = Process(pid=11, comm="node", exe="node", args=["install.js"], parent=npm)
-    return Process(pid=12, comm=comm, exe=comm, args=args, parent=node)
-
-
 def test_bundled_path_is_the_rules_directory():
     path = bundled_rules_path()
     assert (path / "tracehound_rules.yaml").is_file()
 
 
-def test_shell_under_package_manager():
+def test_bundled_ruleset_loads_cleanly_and_bounds_capture():
+    """Every bundled rule compiles and narrows capture to a finite set of syscalls.
+
+    What each rule catches is tested case by case in tests/detection/test_rules_unit.py.
+    """
     rs = ruleset()
-    hits = [a.rule for a in rs.match(event("execve", proc=under_npm("sh", ["-c", "id"]), res=0))]
-    assert hits == ["Shell spawned under a package manager"]
-    # a failed exec, or a shell outside any package manager, is not reported
-    assert rs.match(event("execve", proc=under_npm("sh", ["-c", "id"]), res=-2)) == []
-    assert rs.match(event("execve", proc=Process(pid=1, comm="sh", parent=Process(pid=0, comm="sshd")), res=0)) == []
-
-
-def test_credential_read_during_install():
-    rs = ruleset()
-    e = event("openat", proc=under_npm("node", ["x.js"]), fd=Fd(3, "file", "/root/.ssh/id_rsa"))
-    [alert] = rs.match(e)
-    assert alert.rule == "Credential file read during install" and alert.priority_name == "Critical"
-    assert rs.match(event("openat", proc=under_npm("node", ["x.js"]), fd=Fd(3, "file", "/root/.npmrc"))) == []
-
-
-def test_download_tool_under_package_manager():
-    rs = ruleset()
-    hits = [a.rule for a in rs.match(event("execve", proc=under_npm("curl", ["-s", "http://x"]), res=0))]
-    assert hits == ["Download tool run under a package manager"]
+    assert len(rs.rules) >= 25
+    types = set(rs.evttypes())
+    assert {"execve", "openat", "connect"} <= types
+    assert len(types) < 80  # no rule matches every syscall
 
 
 def test_benchmark_ruleset_and_stream_are_sound():

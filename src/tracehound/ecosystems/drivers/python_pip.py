@@ -18,6 +18,7 @@ python3 with the venv module.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -287,10 +288,27 @@ def build_wheels(venv, dist, wheelhouse, env_key):
     return 0
 
 
+HASH_OPTION = re.compile(r"\s+--hash[=\s]\S+|^\s*--require-hashes\s*$")
+
+
+def without_hashes(text):
+    """The requirements with their --hash options removed (continuation lines joined first).
+
+    Hashes are checked when the fetch phase downloads the archives; the install phase installs wheels
+    it built itself from them, whose hashes can never match the published ones.
+    """
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return "\n".join(HASH_OPTION.sub("", line).rstrip() for line in joined.splitlines()) + "\n"
+
+
 def install(spec):
     work = spec["work"]
     venv = ensure_venv(work)
-    reqfile = os.path.join(work, "requirements.txt")
+    with open(os.path.join(work, "requirements.txt"), encoding="utf-8") as fh:
+        pinned = without_hashes(fh.read())
+    reqfile = os.path.join(work, "requirements-install.txt")
+    with open(reqfile, "w", encoding="utf-8") as fh:
+        fh.write(pinned)
     dist = os.path.join(work, "dist")
     wheelhouse = os.path.join(work, "wheels")
     rc = build_wheels(venv, dist, wheelhouse, spec.get("env_key", "TRACEHOUND_PACKAGE"))
