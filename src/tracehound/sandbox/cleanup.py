@@ -13,6 +13,11 @@ from pathlib import Path
 
 from tracehound.sandbox import _linux, cgroups, netns
 
+# Network namespaces and cgroups are host-wide, whatever state_dir a Sandbox uses: every Sandbox also
+# registers here, so a cleanup run for one state_dir never takes the resources of a live Sandbox
+# that keeps its staging elsewhere (a test's temporary state_dir, a second service on the host).
+OWNERS_DIR = Path("/run/tracehound-owners")
+
 
 def _owner_alive(owner_file: Path) -> bool:
     try:
@@ -31,7 +36,7 @@ def live_ids(state_dir: Path) -> set[str]:
 def cleanup_stale(state_dir: Path | str = "/run/tracehound", cgroup_name: str = "tracehound") -> list[str]:
     """Remove leftovers of Sandboxes whose owner process is gone; returns what was removed."""
     state_dir = Path(state_dir)
-    alive = live_ids(state_dir)
+    alive = live_ids(state_dir) | live_ids(OWNERS_DIR)
     removed: list[str] = []
 
     def stale(sandbox_id: str) -> bool:
@@ -58,6 +63,11 @@ def cleanup_stale(state_dir: Path | str = "/run/tracehound", cgroup_name: str = 
                     shutil.rmtree(entry, ignore_errors=True)
                     removed.append(f"staging {entry}")
             elif entry.suffix == ".owner" and not (state_dir / sid).exists():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+    if OWNERS_DIR.is_dir():
+        for entry in OWNERS_DIR.glob("*.owner"):
+            if stale(entry.name.removesuffix(".owner")):
                 with contextlib.suppress(OSError):
                     entry.unlink()
     return removed

@@ -240,6 +240,7 @@ class Sandbox:
         self._book = AddressBook()
         self._run_lock = threading.Lock()
         self._owner_file: Path | None = None
+        self._global_owner_file: Path | None = None
         self._started = False
         self._closed = False
         self._blocked_final: int | None = None
@@ -272,18 +273,22 @@ class Sandbox:
             raise
 
     def _setup(self) -> None:
-        from tracehound.sandbox.cleanup import cleanup_stale
+        from tracehound.sandbox.cleanup import OWNERS_DIR, cleanup_stale
 
         cfg = self.config
         state_dir = Path(cfg.state_dir)
         with contextlib.suppress(Exception):
             cleanup_stale(state_dir, cfg.cgroup_name)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self._owner_file = state_dir / f"{self.id}.owner"
-        self._owner_file.write_text(json.dumps({
+        owner = json.dumps({
             "pid": os.getpid(), "start_time": _linux.proc_start_time(os.getpid()),
             "cgroup_name": cfg.cgroup_name, "created_ns": time.time_ns(),
-        }))
+        })
+        OWNERS_DIR.mkdir(parents=True, exist_ok=True)
+        self._global_owner_file = OWNERS_DIR / f"{self.id}.owner"
+        self._global_owner_file.write_text(owner)
+        self._owner_file = state_dir / f"{self.id}.owner"
+        self._owner_file.write_text(owner)
         mount = cfg.project_mount
         self.persona = p = Persona.random(cfg.ci_style, mount)
         planted = plant(p.user, p.hostname, p.home, p.server_host, cfg.ci_style, p.full_name, p.email)
@@ -336,9 +341,11 @@ class Sandbox:
             problems += self._cgroups.destroy()
         if self._staging is not None:
             problems += self._staging.destroy()
-        if self._owner_file is not None and not problems:
-            with contextlib.suppress(OSError):
-                self._owner_file.unlink()
+        if not problems:
+            for owner_file in (self._owner_file, self._global_owner_file):
+                if owner_file is not None:
+                    with contextlib.suppress(OSError):
+                        owner_file.unlink()
         with _live_lock:
             _live.discard(self)
             if not _live:
