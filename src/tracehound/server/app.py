@@ -754,6 +754,9 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
     def openapi(who: Who) -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    from tracehound.server.dashboard import mount as mount_dashboard  # /ui pages (docs/dashboard.md)
+
+    mount_dashboard(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
