@@ -156,7 +156,7 @@ def test_schema_matches_the_models_and_migrations_are_idempotent(db_url):
         t.join(60)
     assert not errors
     db = connect(db_url)
-    assert current_revision(db) == "0001"
+    assert current_revision(db) == "0002"
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 Verdict = Literal["clean", "findings", "inconclusive"]
 
@@ -38,6 +38,23 @@ class Evidence(_Model):
     attribution: str | None = None  # how the package was determined (env, cwd, ancestry, driver)
 
 
+class AlertSuppression(_Model):
+    """Why an alert no longer counts: an accepted suppression (server triage) matched it.
+
+    The alert stays in the result so that nothing seen is hidden; it only stops counting toward
+    the verdict. Field names follow SARIF's `suppression` object where they overlap.
+    """
+
+    id: int | None = None  # the server's suppression id
+    kind: Literal["external"] = "external"
+    status: Literal["accepted"] = "accepted"
+    justification: str
+    by: str | None = None  # who accepted it
+    created_at: str | None = None
+    expires_at: str | None = None
+    scope: str | None = None  # "ecosystem:package [range] / rule", for people
+
+
 class Alert(_Model):
     """A Falco JSON alert plus Tracehound's context."""
 
@@ -52,6 +69,7 @@ class Alert(_Model):
     package: PackageId | None = None
     phase: str | None = None
     evidence: Evidence = Field(default_factory=Evidence)
+    suppression: AlertSuppression | None = None  # since 1.1; null: the alert counts
 
 
 class DnsQuery(_Model):
@@ -157,7 +175,8 @@ class ScanResult(_Model):
     duration_s: float
     backend: str | None = None
     tool_versions: dict[str, str] = Field(default_factory=dict)
-    ruleset: dict[str, Any] = Field(default_factory=dict)  # files, sha256, rules loaded
+    # files, sha256, rules loaded; since 1.1 on the server also `managed` ([{name, version, sha256}])
+    ruleset: dict[str, Any] = Field(default_factory=dict)
     projects: list[ProjectResult] = Field(default_factory=list)
     phases: list[PhaseResult] = Field(default_factory=list)
     packages: list[PackageResult] = Field(default_factory=list)
@@ -167,6 +186,8 @@ class ScanResult(_Model):
     connections: list[Connection] = Field(default_factory=list)
     honeytoken_hits: list[HoneytokenHit] = Field(default_factory=list)
     counters: Counters = Field(default_factory=Counters)
+    decision: Literal["block", "review", "pass"] | None = None  # since 1.1: the server's policy, else null
+    policy: dict[str, Any] = Field(default_factory=dict)  # since 1.1: {version, actions, suppressed}
 
     def exit_code(self) -> int:
         return {"clean": 0, "findings": 1, "inconclusive": 2}[self.verdict]

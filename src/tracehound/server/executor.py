@@ -148,12 +148,16 @@ class Executor:
         result_path, error_path = job_dir / "result.json", job_dir / "error.json"
         if result_path.exists():
             from tracehound.scan.result import ScanResult
+            from tracehound.server.policy import finalize_result
 
-            text = result_path.read_text(encoding="utf-8")
-            result = ScanResult.model_validate_json(text)
+            result = ScanResult.model_validate_json(result_path.read_text(encoding="utf-8"))
+            # suppressions and the block/review policy in force now, before anything is stored
+            outcome, findings = finalize_result(self.store.db, job.options, result)
+            text = result.model_dump_json()
             ok = self.store.finish(job, self.worker_id, text, verdict=result.verdict, reasons=result.reasons,
                                    duration_s=result.duration_s, alerts=len(result.alerts),
-                                   packages=len(result.packages), summary=package_summary(result))
+                                   packages=len(result.packages), summary=package_summary(result),
+                                   decision=outcome.decision, suppressed=outcome.suppressed, findings=findings)
             log.info("scan %s: %s (%d alerts)%s", job.id, result.verdict, len(result.alerts),
                      "" if ok else " - not recorded: the scan is no longer ours")
             if ok:

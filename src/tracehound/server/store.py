@@ -30,6 +30,7 @@ from tracehound.server.models import (
     FINISHED,
     QUEUED,
     RUNNING,
+    Finding,
     Scan,
     ScanBlob,
     ScanResultRow,
@@ -80,6 +81,9 @@ class Store:
     def __init__(self, db: Database, *, max_attempts: int = 2):
         self.db = db
         self.max_attempts = max_attempts
+        # called as hook(session, new) inside the submission's transaction before the scan is
+        # written; the policy routes add the managed rule files this way (see policy/service.py)
+        self.submit_hooks: list = []
 
     # -- submission -----------------------------------------------------------------------------
 
@@ -96,10 +100,12 @@ class Store:
                     Scan.owner_id == new.owner_id, Scan.state.in_((QUEUED, RUNNING)))) or 0
                 if active >= max_user_active:
                     raise UserLimit(f"you already have {active} scans queued or running (limit {max_user_active})")
+            for hook in self.submit_hooks:
+                hook(s, new)
             s.add(Scan(id=scan_id, owner_id=new.owner_id, api=new.api, state=QUEUED, target_kind=new.target_kind,
                        target=new.target[:512], manager=new.manager, options_json=json.dumps(new.options),
                        created_at=now, attempts=0, max_attempts=self.max_attempts, alerts=0, packages=0,
-                       upload_bytes=len(new.archive or b"")))
+                       upload_bytes=len(new.archive or b""), suppressed=0))
             s.flush()
             if new.archive is not None:
                 s.add(ScanBlob(scan_id=scan_id, kind="archive", seq=0, name=new.target[:255],
@@ -153,16 +159,21 @@ class Store:
             return res.rowcount == 1
 
     def finish(self, job: Job, worker: str, result_json: str, *, verdict: str, reasons: list[str],
-               duration_s: float, alerts: int, packages: int, summary: list[dict]) -> bool:
+               duration_s: float, alerts: int, packages: int, summary: list[dict], decision: str | None = None,
+               suppressed: int = 0, findings: list[dict] | None = None) -> bool:
+        """Record the result; `findings` are the rows of the findings table (policy/service.py)."""
         now = utcnow()
         with self.db.write() as s:
             res = s.execute(update(Scan).where(self._fence(job, worker)).values(
                 state=FINISHED, verdict=verdict, finished_at=now, reasons_json=json.dumps(reasons),
                 reason="; ".join(reasons) or None, duration_s=duration_s, alerts=alerts, packages=packages,
-                summary_json=json.dumps(summary), heartbeat_at=None).execution_options(synchronize_session=False))
+                summary_json=json.dumps(summary), heartbeat_at=None, decision=decision, suppressed=suppressed)
+                .execution_options(synchronize_session=False))
             if res.rowcount != 1:
                 return False
             s.add(ScanResultRow(scan_id=job.id, result_json=result_json))
+            for row in findings or []:
+                s.add(Finding(scan_id=job.id, **row))
             s.execute(delete(ScanBlob).where(ScanBlob.scan_id == job.id, ScanBlob.kind == "archive"))
             self._end_run(s, job.id, job.attempt, "finished", now)
         return True
@@ -288,7 +299,7 @@ class Store:
 
     def delete(self, scan_id: str) -> bool:
         with self.db.write() as s:
-            for model in (ScanBlob, ScanResultRow, ScanRun):
+            for model in (ScanBlob, ScanResultRow, ScanRun, Finding):
                 s.execute(delete(model).where(model.scan_id == scan_id))
             return s.execute(delete(Scan).where(Scan.id == scan_id)).rowcount == 1
 
@@ -301,7 +312,7 @@ class Store:
         for i in range(0, len(ids), 200):
             chunk = ids[i:i + 200]
             with self.db.write() as s:
-                for model in (ScanBlob, ScanResultRow, ScanRun):
+                for model in (ScanBlob, ScanResultRow, ScanRun, Finding):
                     s.execute(delete(model).where(model.scan_id.in_(chunk)))
                 n += s.execute(delete(Scan).where(Scan.id.in_(chunk), Scan.state.in_(FINAL_STATES))).rowcount
         return n

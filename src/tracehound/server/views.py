@@ -46,6 +46,8 @@ def scan_summary(scan: Scan, *, all_packages: bool = False, base: str = "") -> d
             "scan_s": scan.duration_s,
         },
         "alerts": scan.alerts,
+        "suppressed": scan.suppressed or 0,
+        "decision": scan.decision,
         "packages_total": scan.packages,
         "packages": shown,
         "links": {
@@ -84,12 +86,15 @@ def package_summary(result) -> list[dict[str, Any]]:
         out.append({
             "name": p.package.name, "version": p.package.version, "ecosystem": p.package.ecosystem,
             "direct": p.direct, "verdict": p.verdict, "alerts": len(p.alerts),
+            "suppressed": sum(1 for a in p.alerts if a.suppression is not None),
             "rules": sorted({a.rule for a in p.alerts}),
         })
     loose = [a for a in result.alerts if a.package is None]
     if loose:
         threshold = priority_rank(result.fail_on)
         out.append({"name": "(unattributed)", "version": None, "ecosystem": None, "direct": False,
-                    "verdict": "findings" if any(priority_rank(a.priority) <= threshold for a in loose) else "clean",
-                    "alerts": len(loose), "rules": sorted({a.rule for a in loose})})
+                    "verdict": "findings" if any(priority_rank(a.priority) <= threshold and a.suppression is None
+                                                 for a in loose) else "clean",
+                    "alerts": len(loose), "suppressed": sum(1 for a in loose if a.suppression is not None),
+                    "rules": sorted({a.rule for a in loose})})
     return out
