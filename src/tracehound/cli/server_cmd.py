@@ -140,10 +140,12 @@ def _setup_logging(level: str) -> None:
 @click.option("--no-uploaded-rules", is_flag=True, help="Refuse rule files uploaded with a scan.")
 @click.option("--compat-fail-on", default="notice", show_default=True, metavar="PRIORITY",
               help="Lowest priority that counts as a finding on the Package Hunter routes.")
+@click.option("--require-approval", is_flag=True, envvar="TRACEHOUND_REQUIRE_APPROVAL",
+              help="Changes of managed rule files take effect only once a second admin approves them.")
 @_common_worker_options
 def serve(db, host, port, queue_url, workers, insecure_no_auth, public_healthz, max_upload_mb, max_unpacked_mb,
           max_queue, max_user_active, max_connections, body_timeout, max_concurrent_uploads, retention, cleanup_interval, rulesets,
-          default_ruleset, no_uploaded_rules, compat_fail_on, backend, workdir, job_timeout, lease, max_attempts,
+          default_ruleset, no_uploaded_rules, compat_fail_on, require_approval, backend, workdir, job_timeout, lease, max_attempts,
           webhook_url, webhook_secret, queue_name, redispatch, ready_file, log_level) -> None:
     """Run the HTTP API (Package Hunter routes and /api/v1) and, unless --queue is given, the scan
     workers in this process. Jobs live in the database: a restart loses nothing."""
@@ -180,7 +182,7 @@ def serve(db, host, port, queue_url, workers, insecure_no_auth, public_healthz, 
                   max_concurrent_uploads=max_concurrent_uploads,
                   retention_seconds=retention, cleanup_interval=cleanup_interval, rulesets=sets,
                   default_ruleset=default_ruleset, allow_uploaded_rules=not no_uploaded_rules,
-                  compat_fail_on=compat_fail_on.lower(), backend=backend, workdir=workdir, job_timeout=job_timeout,
+                  compat_fail_on=compat_fail_on.lower(), require_approval=require_approval, backend=backend, workdir=workdir, job_timeout=job_timeout,
                   lease_seconds=lease, max_attempts=max_attempts, webhook_url=webhook_url,
                   webhook_secret=webhook_secret, redispatch_seconds=redispatch)
     try:

@@ -113,6 +113,7 @@ class PackageSummary(BaseModel):
     direct: bool
     verdict: str
     alerts: int
+    suppressed: int = 0
     rules: list[str]
 
 
@@ -130,6 +131,8 @@ class ScanSummary(BaseModel):
     attempts: int
     timings: Timings
     alerts: int
+    suppressed: int = 0  # alerts an accepted suppression matched (they do not count)
+    decision: Literal["block", "review", "pass"] | None = None  # the policy's decision (docs/policy.md)
     packages_total: int
     packages: list[PackageSummary]
     links: Links
@@ -757,6 +760,9 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
     from tracehound.server.dashboard import mount as mount_dashboard  # /ui pages (docs/dashboard.md)
 
     mount_dashboard(app)
+    from tracehound.server.api_policy import mount as mount_policy
+
+    mount_policy(app)  # triage, suppressions, policy, managed rules (docs/policy.md)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -73,6 +73,7 @@ class ServerConfig:
     default_ruleset: str = BUNDLED_RULESET
     allow_uploaded_rules: bool = True
     max_rules_bytes: int = 1024**2
+    require_approval: bool = False  # managed rule changes wait for a second admin (docs/policy.md)
     compat_fail_on: str = "notice"  # fail-on of the Package Hunter routes (its rule was NOTICE)
     webhook_url: str | None = None
     webhook_secret: str | None = None

@@ -282,6 +282,7 @@ class PolicyService:
         Triaging a finding again replaces the earlier decision and revokes the suppression an
         earlier `accepted` created.
         """
+        finding = self.get_finding(who, scan_id, index)  # visibility first; rows for old scans
         if status not in TRIAGE_STATES:
             raise Invalid(f"status must be one of {', '.join(TRIAGE_STATES)}, not {status!r}")
         reason = (reason or "").strip() or None
@@ -293,7 +294,6 @@ class PolicyService:
         now = utcnow()
         if expires is not None and expires <= now:
             raise Invalid("expires_at is in the past")
-        finding = self.get_finding(who, scan_id, index)  # visibility, and rows for old scans
         spec: str | None = None
         if status == "accepted":
             if finding.package is None or finding.ecosystem is None:
