@@ -36,8 +36,8 @@ def test_committed_schema_is_the_generated_one():
 def test_schema_is_versioned():
     schema = json.loads(schema_document())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["$id"] == "https://tracehound.dev/schema/scan-result-1.0.json"
-    assert schema["properties"]["schema_version"]["default"] == "1.0"
+    assert schema["$id"] == "https://tracehound.dev/schema/scan-result-1.1.json"
+    assert schema["properties"]["schema_version"]["default"] == "1.1"
 
 
 @pytest.mark.parametrize("make", SAMPLES, ids=lambda f: f.__name__)
@@ -53,7 +53,7 @@ def test_render_is_the_model_and_validates(make):
 
 def test_findings_values():
     data = json.loads(render(findings_result(), "json"))
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert data["verdict"] == "findings"
     assert [p["package"]["name"] for p in data["packages"]] == ["evil-postinstall", "lodahs", "left-pad"]
     assert [a["rule"] for a in data["packages"][0]["alerts"]] == [

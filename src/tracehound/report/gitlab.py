@@ -164,6 +164,8 @@ def gitlab_report(
     groups: dict[tuple[tuple[str, str, str], str], list[Alert]] = {}
     packages: dict[tuple[str, str, str], PackageId | None] = {}
     for a in result.alerts:
+        if a.suppression is not None:  # accepted on the server: not a vulnerability to act on
+            continue
         key = package_key(a.package)
         packages.setdefault(key, a.package)
         groups.setdefault((key, a.rule), []).append(a)

@@ -122,6 +122,8 @@ class AlertView:
     package: str
     evidence: list[tuple[str, str, bool]]  # (label, value, preformatted)
     process_tree: list[str]
+    suppressed: str = ""  # the justification of the accepted suppression that matched, if any
+    suppressed_by: str = ""
 
 
 @dataclass
@@ -156,6 +158,8 @@ def _alert_view(index: int, a: Alert, day: str | None = None) -> AlertView:
         package=package_label(a.package),
         evidence=[(k, _clip(v), pre) for k, v, pre in evidence if v],
         process_tree=[_clip(c) for c in ev.process_tree[:MAX_TREE_DEPTH]],
+        suppressed=_clip(a.suppression.justification) or "accepted" if a.suppression else "",
+        suppressed_by=(a.suppression.by or "") if a.suppression else "",
     )
 
 
@@ -415,7 +419,9 @@ def view_model(result: ScanResult) -> dict[str, Any]:
             ("Sinkholed connections", sinkholed),
             ("DNS queries", len(result.dns)),
             ("Events dropped", result.counters.events_dropped),
+            *([("Suppressed alerts", n)] if (n := sum(1 for a in result.alerts if a.suppression)) else []),
         ],
+        "decision": result.decision or "",
         "severities": severities,
         "flagged": flagged,
         "unattributed": unattributed,

@@ -78,8 +78,12 @@ def _with_evidence(alert: Alert) -> dict[str, Any]:
 
 
 def result_list(result: ScanResult) -> list[dict[str, Any]]:
-    """The `result` array of a finished Package Hunter job, in alert time order."""
-    return [falco_to_packagehunter(_with_evidence(a)) for a in result.alerts]
+    """The `result` array of a finished Package Hunter job, in alert time order.
+
+    Suppressed alerts (accepted on the server) are left out: Package Hunter clients treat every
+    item as something to act on, and have no field that could say "accepted".
+    """
+    return [falco_to_packagehunter(_with_evidence(a)) for a in result.alerts if a.suppression is None]
 
 
 class PackageHunterFormatter(Formatter):

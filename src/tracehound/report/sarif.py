@@ -130,7 +130,7 @@ def _result(result: ScanResult, alert: Alert, rule_id: str, rule_index: int) -> 
         "time": falco_time(alert.time),
         "hostname": alert.hostname,
     }
-    return {
+    out: dict[str, Any] = {
         "ruleId": rule_id,
         "ruleIndex": rule_index,
         "level": level(alert.priority),
@@ -139,6 +139,16 @@ def _result(result: ScanResult, alert: Alert, rule_id: str, rule_index: int) -> 
         "partialFingerprints": {FINGERPRINT_KEY: finding_fingerprint(alert)},
         "properties": properties,
     }
+    if alert.suppression is not None:
+        # accepted on the server: viewers show it as suppressed instead of open (SARIF 3.35)
+        sup = alert.suppression
+        entry: dict[str, Any] = {"kind": sup.kind, "status": sup.status, "justification": sup.justification}
+        props = {k: v for k, v in (("id", sup.id), ("by", sup.by), ("createdAt", sup.created_at),
+                                   ("expiresAt", sup.expires_at), ("scope", sup.scope)) if v is not None}
+        if props:
+            entry["properties"] = props
+        out["suppressions"] = [entry]
+    return out
 
 
 def sarif_log(result: ScanResult) -> dict[str, Any]:
@@ -159,7 +169,8 @@ def sarif_log(result: ScanResult) -> dict[str, Any]:
         "startTimeUtc": falco_time(result.started_at),
         "endTimeUtc": falco_time(result.finished_at),
         "exitCode": result.exit_code(),
-        "properties": {"status": result.status, "verdict": result.verdict},
+        "properties": {"status": result.status, "verdict": result.verdict,
+                       **({"decision": result.decision} if result.decision else {})},
     }
     if result.reasons:
         invocation["toolExecutionNotifications"] = [
