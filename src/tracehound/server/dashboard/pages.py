@@ -181,11 +181,13 @@ def scan_context(request: Request, viewer: Viewer, scan: Scan) -> dict[str, Any]
 
     names = user_names(runtime(request).db, {scan.owner_id} if scan.owner_id is not None else set())
     ctx: dict[str, Any] = {"scan": _scan_row(scan, names), "summary": scan_summary(scan), "vm": None,
-                           "formats": REPORT_FORMATS, "options": json.loads(scan.options_json or "{}")}
+                           "raw": None, "formats": REPORT_FORMATS, "options": json.loads(scan.options_json or "{}")}
     if scan.state == FINISHED:
         text = runtime(request).store.result_json(scan.id)
         if text is not None:
             ctx["vm"] = view_model(ScanResult.model_validate_json(text))
+            ctx["raw"] = json.loads(text)
+            ctx["ruleset"] = ctx["raw"].get("ruleset") or {}
     return ctx
 
 
@@ -197,7 +199,9 @@ def scan_page(request: Request, scan_id: str) -> Response:
     ctx = scan_context(request, viewer, scan)
     from tracehound.server.dashboard import triage
 
-    ctx.update(triage.scan_triage(request, viewer, scan, ctx["vm"]))
+    wanted = request.query_params.get("triage", "")
+    ctx.update(triage.scan_triage(request, viewer, scan, ctx["vm"], result=ctx.pop("raw"),
+                                  open_index=int(wanted) if wanted.isdigit() else None))
     return d.page(request, "scan.html.j2", viewer, **ctx)
 
 
