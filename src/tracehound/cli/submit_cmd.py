@@ -2,7 +2,9 @@
 
 Packs the directory (without node_modules, .git, virtualenvs), uploads it, waits with backoff,
 writes the report and exits like `tracehound scan`: 0 clean, 1 findings, 2 inconclusive (also a
-scan the server could not run, or no answer in time), 3 usage or input error.
+scan the server could not run, or no answer in time), 3 usage or input error. When the server has
+a block/review policy its decision replaces the verdict: block 1, pass 0, review 0 with a warning
+(1 with --fail-on-review); inconclusive stays 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,25 @@ from tracehound.cli.common import EXIT_CLEAN, EXIT_FINDINGS, EXIT_INCONCLUSIVE, 
 
 MANAGERS = ("npm", "yarn", "pnpm", "pip", "poetry", "uv", "bundler")
 FORMATS = ("json", "falco", "packagehunter", "sarif", "gitlab", "html")
+
+
+def exit_code(summary: dict, *, fail_on_review: bool = False, quiet: bool = False) -> int:
+    """The exit code of a finished scan. An inconclusive verdict is 2 whatever the policy says;
+    otherwise the server policy's decision rules (block 1, pass 0, review 0 with a warning or 1
+    with --fail-on-review); a server without policies (no decision) exits by the verdict."""
+    verdict = summary.get("verdict")
+    decision = summary.get("decision")
+    if verdict not in ("clean", "findings"):
+        return EXIT_INCONCLUSIVE
+    if decision is None:
+        return {"clean": EXIT_CLEAN, "findings": EXIT_FINDINGS}[verdict]
+    if decision == "block":
+        return EXIT_FINDINGS
+    if decision == "review":
+        click.echo(f"warning: the server's policy sent findings of scan {summary.get('id')} to review"
+                   + ("" if fail_on_review else " (not failing; --fail-on-review would)"), err=True)
+        return EXIT_FINDINGS if fail_on_review else EXIT_CLEAN
+    return EXIT_CLEAN
 
 
 def _say(quiet: bool, msg: str) -> None:
@@ -40,9 +61,11 @@ def _say(quiet: bool, msg: str) -> None:
 @click.option("--rules-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Upload this rules file with the scan.")
 @click.option("--scanner-id", default=None, help="GitLab format: scanner id (e.g. packagehunter).")
+@click.option("--fail-on-review", is_flag=True,
+              help="Exit 1 when the server's policy sends findings to review (default: 0 with a warning).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on standard error.")
 def submit(path, server, manager, fmt, output, timeout, phases, fail_on, rules, rules_file, scanner_id,
-           quiet) -> None:
+           fail_on_review, quiet) -> None:
     """Scan PATH (a project directory, a project archive, or a package spec like npm:left-pad@1.3.0)
     on a Tracehound server. Credentials: TRACEHOUND_TOKEN, or HTR_user/HTR_pass (Basic)."""
     from tracehound.client import (
@@ -111,9 +134,11 @@ def submit(path, server, manager, fmt, output, timeout, phases, fail_on, rules, 
             sys.stdout.buffer.write(body_bytes)
             sys.stdout.flush()
         verdict = st.get("verdict")
-        _say(quiet, f"verdict: {verdict} ({st.get('alerts', 0)} alerts)"
+        _say(quiet, f"verdict: {verdict} ({st.get('alerts', 0)} alerts"
+                    + (f", {st['suppressed']} suppressed" if st.get("suppressed") else "") + ")"
+                    + (f", decision: {st['decision']}" if st.get("decision") else "")
                     + "".join(f"\n  reason: {r}" for r in st.get("reasons") or []))
-        raise click.exceptions.Exit({"clean": EXIT_CLEAN, "findings": EXIT_FINDINGS}.get(verdict, EXIT_INCONCLUSIVE))
+        raise click.exceptions.Exit(exit_code(st, fail_on_review=fail_on_review, quiet=quiet))
     except ClientError as exc:
         click.echo(f"error: {exc.reason}", err=True)
         raise click.exceptions.Exit(EXIT_USAGE) from None

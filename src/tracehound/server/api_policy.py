@@ -139,7 +139,7 @@ def router(svc: PolicyService) -> APIRouter:
         return await _run(svc.get_finding, who, str(scan_id), index)
 
     @r.post("/scans/{scan_id}/findings/{index}/triage", response_model=TriageResult, tags=["triage"],
-            responses=_errors(404, 422))
+            responses=_errors(400, 404, 422))
     async def triage(scan_id: ScanId, index: Index, body: TriageRequest, who: Who) -> TriageResult:
         """Mark a finding confirmed_malicious, accepted (with a reason: creates a suppression for
         later scans) or false_positive."""
@@ -173,7 +173,7 @@ def router(svc: PolicyService) -> APIRouter:
         return SuppressionList(items=await _run(svc.list_suppressions, who, include_inactive=all))
 
     @r.post("/suppressions", response_model=SuppressionView, status_code=201, tags=["triage"],
-            responses=_errors(403, 422))
+            responses=_errors(400, 403, 422))
     async def create_suppression(body: SuppressionRequest, who: Who) -> SuppressionView:
         """Create a suppression directly (admins; users accept findings instead)."""
         return await _run(svc.create_suppression, who, ecosystem=body.ecosystem, package=body.package,
@@ -198,7 +198,7 @@ def router(svc: PolicyService) -> APIRouter:
         """The block/review policy in force."""
         return await _run(svc.get_policy, who)
 
-    @r.put("/policy", response_model=PolicyView, tags=["policy"], responses=_errors(403, 409, 422))
+    @r.put("/policy", response_model=PolicyView, tags=["policy"], responses=_errors(400, 403, 409, 422))
     async def put_policy(body: PolicyRequest, who: Who) -> PolicyView:
         """Replace the policy (admins): per rule, then per priority, then the default."""
         return await _run(svc.set_policy, who, body.model_dump())
@@ -217,13 +217,13 @@ def router(svc: PolicyService) -> APIRouter:
                             require_approval=svc.require_approval)
 
     @r.post("/rules", response_model=RuleChangeView, status_code=201, tags=["rules"],
-            responses={**_errors(403, 409, 422), **CHANGED})
+            responses={**_errors(400, 403, 409, 422), **CHANGED})
     async def create_rule(body: RuleCreate, who: Who, response: Response) -> RuleChangeView:
         """Create a rule file (admins). Checked with the rule engine first (422 with its messages)."""
         return _changed(await _run(svc.propose, who, body.name, "create", content=body.content, message=body.message),
                         response)
 
-    @r.post("/rules/check", response_model=RuleCheckView, tags=["rules"], responses=_errors(403, 422))
+    @r.post("/rules/check", response_model=RuleCheckView, tags=["rules"], responses=_errors(400, 403, 422))
     async def check_rule(body: RuleCheckRequest, who: Who) -> RuleCheckView:
         """Load content with the rule engine without saving it (admins): errors and warnings."""
         if not who.is_admin:
@@ -238,7 +238,7 @@ def router(svc: PolicyService) -> APIRouter:
         return await _run(svc.get_rule, who, name)
 
     @r.put("/rules/{name}", response_model=RuleChangeView, tags=["rules"],
-           responses={**_errors(403, 404, 409, 422), **CHANGED})
+           responses={**_errors(400, 403, 404, 409, 422), **CHANGED})
     async def edit_rule(name: RuleName, body: RuleEdit, who: Who, response: Response) -> RuleChangeView:
         """Replace a rule file's content (admins); a new version, or a pending change."""
         return _changed(await _run(svc.propose, who, name, "edit", content=body.content, message=body.message),
@@ -292,14 +292,14 @@ def router(svc: PolicyService) -> APIRouter:
         return await _run(svc.get_change, who, change_id)
 
     @r.post("/rule-changes/{change_id}/approve", response_model=RuleChangeView, tags=["rules"],
-            responses=_errors(403, 404, 409, 422))
+            responses=_errors(400, 403, 404, 409, 422))
     async def approve(change_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, body: Review | None = None
                       ) -> RuleChangeView:
         """Apply a pending change (an admin other than its author)."""
         return await _run(svc.approve, who, change_id, comment=body.comment if body else None)
 
     @r.post("/rule-changes/{change_id}/reject", response_model=RuleChangeView, tags=["rules"],
-            responses=_errors(403, 404, 409, 422))
+            responses=_errors(400, 403, 404, 409, 422))
     async def reject(change_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: Who, body: Review | None = None
                      ) -> RuleChangeView:
         """Refuse a pending change (admins)."""
