@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from browser import Browser, require_browser
+from dash_browser import Browser, require_browser
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser import assert_not_blank
+from dash_browser import assert_not_blank
 from server_helpers import EXAMPLE, PASSWORDS, ServerProcess, add_users, tar_gz
 
 pytestmark = pytest.mark.slow

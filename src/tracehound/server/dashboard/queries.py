@@ -188,12 +188,16 @@ def alert_groups(db: Database, cache: ResultCache, who: Principal, *, rule: str 
     by_pkg: dict[str, Group] = {}
     by_prio: dict[str, Group] = {}
     matched: list[dict[str, Any]] = []
+    suppressed = 0
     for scan_id, target, finished in scans[:limit_scans]:
         data = cache.get(db, scan_id)
         if data is None:
             continue
         for a in data.get("alerts") or []:
             if not isinstance(a, dict):
+                continue
+            if a.get("suppression"):  # accepted behaviour does not count (the scan page still shows it)
+                suppressed += 1
                 continue
             r = str(a.get("rule") or "")
             pkg = _pkg_label(a.get("package"))
@@ -223,5 +227,6 @@ def alert_groups(db: Database, cache: ResultCache, who: Principal, *, rule: str 
         "by_priority": sorted(by_prio.values(), key=lambda g: rank.get(g.key, 99)),
         "matched": matched,
         "scans_read": min(len(scans), limit_scans),
+        "suppressed": suppressed,
         "truncated": truncated,
     }
