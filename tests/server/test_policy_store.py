@@ -103,6 +103,26 @@ def test_triage_suppress_and_rescan(env):
     _, result3, _ = _run_scan(store, db, who["alice"].user_id)
     assert result3.decision == "block" and result3.alerts[0].suppression is None
 
+    # across the three scans: one package, two rules; 5 of 6 alerts counted (one was suppressed)
+    groups = svc.finding_groups(who["alice"], by="package")
+    assert [(g.key, g.findings, g.counted, g.scans, g.targets) for g in groups] == [("pypi:Evil_Dep", 6, 5, 3, 1)]
+    by_rule = svc.finding_groups(who["admin1"], by="rule")
+    assert [(g.rule, g.findings, g.counted) for g in by_rule] == [("Other rule", 3, 3), ("Store test rule", 3, 2)]
+    assert svc.finding_groups(who["bob"], by="priority") == []
+
+
+def test_scans_finished_without_finding_rows_get_them_on_first_use(env):
+    _, svc, store, who = env
+    sid = store.submit(NewScan(api="v1", target_kind="archive", target="p.tar.gz", manager=None,
+                               options={"rules": ["other"]}, owner_id=who["bob"].user_id, archive=b"x"))
+    job = store.claim(sid, "w")
+    result = _result(sid)
+    result.fail_on = "error"  # the Warning alert is below it
+    store.finish(job, "w", result.model_dump_json(), verdict="findings", reasons=[], duration_s=1.0, alerts=2,
+                 packages=1, summary=[])  # as a server before migration 0002 stored it
+    assert [(f.index, f.action) for f in svc.list_findings(who["bob"], sid)] == [(0, "none"), (1, "block")]
+    assert svc.triage(who["bob"], sid, 1, "false_positive").finding.triage == "false_positive"
+
 
 def test_expired_suppression_stops_applying(env):
     db, svc, store, who = env

@@ -20,6 +20,7 @@ from tracehound.server.app import Who, _errors
 from tracehound.server.config import ServerConfig
 from tracehound.server.policy import PolicyError, PolicyService
 from tracehound.server.policy.views import (
+    FindingGroup,
     FindingList,
     FindingView,
     PolicyView,
@@ -99,6 +100,10 @@ class FindingItems(BaseModel):
     items: list[FindingView]
 
 
+class FindingGroups(BaseModel):
+    items: list[FindingGroup]
+
+
 class RuleFileList(BaseModel):
     items: list[RuleFileView]
     require_approval: bool
@@ -157,6 +162,12 @@ def router(svc: PolicyService) -> APIRouter:
         """Findings across your scans (everyone's for an admin), newest first."""
         return await _run(svc.search_findings, who, rule=rule, package=package, action=action, triage=triage,
                           untriaged=untriaged, limit=limit, offset=offset)
+
+    @r.get("/findings/groups", response_model=FindingGroups, tags=["triage"], responses=_errors(422))
+    async def finding_groups(who: Who, by: Annotated[Literal["package", "rule", "priority"], Query()] = "package",
+                             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FindingGroups:
+        """Findings across your scans grouped by package, rule or priority (most scans first)."""
+        return FindingGroups(items=await _run(svc.finding_groups, who, by=by, limit=limit))
 
     @r.get("/review", response_model=FindingList, tags=["triage"], responses=_errors(422))
     async def review_queue(who: Who, limit: Annotated[int, Query(ge=1, le=200)] = 50,

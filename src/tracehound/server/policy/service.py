@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,6 +65,7 @@ from tracehound.server.policy.decide import (
 )
 from tracehound.server.policy.versions import RangeError, parse_range
 from tracehound.server.policy.views import (
+    FindingGroup,
     FindingList,
     FindingView,
     PolicyView,
@@ -266,6 +267,37 @@ class PolicyService:
         items = [self._finding_view(f, names, sc) for f, sc in rows]
         return FindingList(items=items, total=total, limit=limit, offset=offset,
                            next_offset=offset + limit if offset + limit < total else None)
+
+    def finding_groups(self, who: Principal, *, by: str = "package", limit: int = 100) -> list[FindingGroup]:
+        """Findings of the caller's visible scans grouped `by` package, rule or priority, the
+        groups seen in most scans first."""
+        cols = {"package": (Finding.ecosystem, Finding.package), "rule": (Finding.rule,),
+                "priority": (Finding.priority,)}.get(by)
+        if cols is None:
+            raise Invalid("by must be package, rule or priority")
+        conds: list[Any] = []
+        if not who.is_admin:
+            conds.append(Scan.owner_id == who.user_id)
+        scans = func.count(func.distinct(Finding.scan_id))
+        counted = func.sum(case((Finding.action.in_(("block", "review")), 1), else_=0))
+        q = (select(*cols, func.count(), counted, scans, func.count(func.distinct(Scan.target)),
+                    func.max(Finding.created_at))
+             .join(Scan, Finding.scan_id == Scan.id).where(*conds).group_by(*cols)
+             .order_by(scans.desc(), func.count().desc(), *cols).limit(limit))
+        with self.db.read() as s:
+            rows = s.execute(q).all()
+        out = []
+        for row in rows:
+            keys, (n, c, sc, tg, last) = row[: len(cols)], row[len(cols):]
+            extra: dict[str, Any]
+            if by == "package":
+                eco, pkg = keys
+                extra = {"key": f"{eco}:{pkg}" if pkg else "(unattributed)", "ecosystem": eco, "package": pkg}
+            else:
+                extra = {"key": keys[0], by: keys[0]}
+            out.append(FindingGroup(findings=n, counted=int(c or 0), scans=sc, targets=tg, last_seen=iso(last) or "",
+                                    **extra))
+        return out
 
     def review_queue(self, who: Principal, *, limit: int = 50, offset: int = 0) -> FindingList:
         """Findings the policy sent to review that nobody has triaged yet, newest first."""

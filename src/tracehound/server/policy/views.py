@@ -65,6 +65,22 @@ class FindingList(BaseModel):
     next_offset: int | None
 
 
+class FindingGroup(BaseModel):
+    """Findings across scans grouped by package, rule or priority: a package seen misbehaving in
+    several projects stands out by its `scans` and `targets` counts."""
+
+    key: str  # "npm:name", the rule name or the priority
+    ecosystem: str | None = None
+    package: str | None = None
+    rule: str | None = None
+    priority: str | None = None
+    findings: int  # alerts in the group
+    counted: int  # of them, not suppressed and at or above their scan's fail_on (action block or review)
+    scans: int  # distinct scans
+    targets: int  # distinct scan targets (projects)
+    last_seen: str
+
+
 class TriageResult(BaseModel):
     finding: FindingView
     suppression: SuppressionView | None  # created by an `accepted` triage
