@@ -261,6 +261,15 @@ def test_rule_change_needs_a_second_admin(flow: Flow, browsers):
     assert "restore of v1" in carol.text("#version-3")
     assert_not_blank(carol.screenshot("rule-history"))
 
+    # the block/review policy: errors go to the review queue from now on
+    root.open("/ui/rules")
+    from selenium.webdriver.support.select import Select
+
+    Select(root.css("#policy-form select[name=priority_error]")).select_by_visible_text("review")
+    root.click("#policy-form button[type=submit]")
+    assert "Policy saved" in root.text("#flash")
+    assert "Block or review (policy v1)" in root.text("#policy")
+
 
 @needs_root
 def test_rescan_shows_suppression_and_new_rule(flow: Flow, browsers):
@@ -277,10 +286,11 @@ def test_rescan_shows_suppression_and_new_rule(flow: Flow, browsers):
     note = b.text('article.alert[data-rule="Download tool run"] .suppression-note')
     assert "our build fetches its <b>own</b> assets with wget" in note and "alice" in note
     # the restored managed rule (v3 = v1's text) ran in this scan and blocks it
+    # and the policy sends its Error alert to review instead of blocking the build
     marker = b.all('article.alert[data-rule="Second stage fetched"]')
-    assert marker and marker[0].get_attribute("data-action") == "block"
+    assert marker and marker[0].get_attribute("data-action") == "review"
     assert "marker v3" in b.text("#managed-rules")
-    assert "block" in b.text("#decision") and "1 alert suppressed" in b.text("#decision")
+    assert "Policy decision: review" in b.text("#decision") and "1 alert suppressed" in b.text("#decision")
     result = flow.result("alice", flow.second)
     assert result["ruleset"]["managed"][0]["version"] == 3
 
@@ -288,6 +298,29 @@ def test_rescan_shows_suppression_and_new_rule(flow: Flow, browsers):
     b.open(f"/ui/scans/{flow.first}")
     assert b.all('article.alert[data-rule="Second stage fetched"]') == []
     assert b.css('article.alert[data-rule="Download tool run"]').get_attribute("data-action") == "block"
+
+
+@needs_root
+def test_review_queue(flow: Flow, browsers):
+    assert flow.second, "needs the rescan"
+    b = browsers(flow.srv.url)
+    b.login("alice", PASSWORDS["alice"], "/ui/review")
+    rows = b.all("#review-table tr.finding-row")
+    assert [(r.get_attribute("data-scan"), r.get_attribute("data-rule")) for r in rows] == \
+        [(flow.second, "Second stage fetched")]
+    assert "billing.tar.gz" in rows[0].text and "npm:evil-dep@1.0.0" in rows[0].text
+    # the only blocking finding (the first scan's download) was accepted: nothing blocks untriaged
+    assert b.all("#blocking-table tr.finding-row") == []
+    b.click("#review-table tr.finding-row a[href*='triage=']")
+    idx = int(b.path.split("triage=")[1].split("#")[0])
+    assert b.css(f"#alert-{idx + 1} details.triage").get_attribute("open") is not None
+    b.css(f'#triage-{idx} input[value="confirmed_malicious"]').click()
+    b.fill(f"#triage-{idx} textarea[name=reason]", "a second stage is never fine")
+    b.click(f"#triage-{idx} button[type=submit]")
+    assert "confirmed malicious" in b.text("#flash")
+    assert b.css(f"#alert-{idx + 1}").get_attribute("data-triage") == "confirmed_malicious"
+    b.open("/ui/review")
+    assert b.all("#review-table tr.finding-row") == [] and b.all("#review-empty")
 
 
 @needs_root
