@@ -275,6 +275,20 @@ def test_vfork_child_learns_its_namespace_pid_retroactively():
     assert st.feed(r(501, "openat", 3, tgid=501, path="/x", flags=0)).proc.vpid == 7
 
 
+def test_vfork_child_with_many_events_before_the_parent_returns():
+    """A busy host schedules the vfork parent late: a child can exec, open hundreds of files (each
+    open a new snapshot) and exit first. Every one of those events must learn the child's pid."""
+    st, r = table(), Rec()
+    start(st, r)
+    st.feed(r(ROOT, FORK, None, tgid=ROOT, child=501, flags=C.CLONE_VM | C.CLONE_VFORK | C.SIGCHLD))
+    st.feed(r(501, "execve", 0, tgid=501, comm="cat", filename="/bin/cat", argv=["cat", "/home/u/.ssh/id_rsa"]))
+    events = [st.feed(r(501, "openat", 3 + i % 100, tgid=501, path=f"/usr/lib/locale/{i}", flags=0))
+              for i in range(600)]
+    events.append(st.feed(r(501, "openat", 3, tgid=501, path="/home/u/.ssh/id_rsa", flags=0)))
+    st.feed(r(ROOT, "vfork", 2, tgid=ROOT, child=501))
+    assert {e.proc.vpid for e in events if e is not None} == {2}
+
+
 def test_clone_in_a_pid_namespace_links_the_host_pid():
     st, r = table(), Rec()
     start(st, r)

@@ -384,7 +384,7 @@ class StateTable:
         )
         g.snap = p
         g.snap_epoch = self.epoch
-        if g.vpid_waiters is not None and len(g.vpid_waiters) < 256:
+        if g.vpid_waiters is not None:
             g.vpid_waiters.append(p)
         return p
 
@@ -395,7 +395,7 @@ class StateTable:
         if th.snap_epoch == self.epoch and th.snap is not None:
             return th.snap
         p = dataclasses.replace(self._group_snapshot(g), tid=th.tid)
-        if g.vpid_waiters is not None and len(g.vpid_waiters) < 256:
+        if g.vpid_waiters is not None:
             g.vpid_waiters.append(p)
         th.snap = p
         th.snap_epoch = self.epoch
@@ -688,7 +688,9 @@ class StateTable:
         if flags & C.CLONE_NEWPID:
             g.vpid = 1
         else:
-            g.vpid_waiters = []  # filled in when the parent's clone returns (vfork children run first)
+            # filled in when the parent's clone returns: a vfork child runs (and may exit) first, so
+            # every snapshot taken meanwhile waits, however many (an uncapped list: each is an event's)
+            g.vpid_waiters = []
         old = self.threads.get(child)
         if old is not None:
             old.group.threads.discard(child)
