@@ -188,3 +188,54 @@ def test_csrf_and_forged_sessions(server):
     assert 'value="/ui/scans"' in r.text
 
     assert c.post("/ui/logout", data={"csrf": token}).status_code == 303
+
+
+def test_admin_pages_refuse_users(server):
+    """Rule policies are for admins: the pages and every form behind them, checked on the server."""
+    srv, _ = server
+    c = _session_client(srv, "alice")
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/scans").text).group(1)
+    for path in ("/ui/rules", "/ui/rules/new", "/ui/rules/x", "/ui/rules/x/history", "/ui/rules/changes/1"):
+        r = c.get(path)
+        assert r.status_code == 403 and 'data-status="403"' in r.text, path
+    for path, data in (("/ui/rules/new", {"name": "x", "content": "- list: a\n  items: []\n"}),
+                       ("/ui/rules/x", {"content": "- list: a\n  items: []\n"}),
+                       ("/ui/rules/x/state", {"action": "delete"}), ("/ui/rules/x/restore", {"version": "1"}),
+                       ("/ui/rules/changes/1/approve", {}), ("/ui/policy", {"default": "review"})):
+        r = c.post(path, data={"csrf": token, **data})
+        assert r.status_code == 403 and "for admins" in r.text, (path, r.status_code)
+    admin = _session_client(srv, "root")
+    assert admin.get("/ui/rules").status_code == 200
+    assert "Rule policies" in admin.get("/ui/scans").text
+
+
+def test_revoked_user_loses_the_session(server):
+    from server_helpers import run_cli
+
+    srv, _ = server
+    p = run_cli("users", "add", "dave", "--db", srv.db, "--password-stdin", input="dave-password-55\n")
+    assert p.returncode == 0, p.stderr
+    c = httpx.Client(base_url=srv.url, timeout=30)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/login").text).group(1)
+    r = c.post("/ui/login", data={"csrf": token, "username": "dave", "password": "dave-password-55"})
+    assert r.status_code == 303
+    assert c.get("/ui/scans").status_code == 200
+    assert run_cli("users", "revoke", "dave", "--db", srv.db).returncode == 0
+    r = c.get("/ui/scans", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+
+
+def test_no_auth_server(tmp_path):
+    """--insecure-no-auth: the dashboard opens without signing in, as an admin, forms still need the token."""
+    srv = ServerProcess(tmp_path, str(tmp_path / "t.db"), ["--workers", "0", "--insecure-no-auth"]).start()
+    try:
+        c = httpx.Client(base_url=srv.url, timeout=30)
+        page = c.get("/ui/scans", follow_redirects=False)
+        assert page.status_code == 200 and "anonymous" in page.text and "Rule policies" in page.text
+        assert c.get("/ui/login", follow_redirects=False).status_code == 303
+        assert c.post("/ui/policy", data={"default": "review"}).status_code == 403
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        r = c.post("/ui/policy", data={"csrf": token, "default": "review"})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/rules?done=policy"
+    finally:
+        srv.stop()
