@@ -276,8 +276,8 @@ def test_vfork_child_learns_its_namespace_pid_retroactively():
 
 
 def test_vfork_child_with_many_events_before_the_parent_returns():
-    """A busy host schedules the vfork parent late: a child can exec, open hundreds of files (each
-    open a new snapshot) and exit first. Every one of those events must learn the child's pid."""
+    """A busy host schedules the vfork parent late: the child can exec, open hundreds of files and
+    exit before the parent's vfork return is seen. Every one of its events must learn its pid."""
     st, r = table(), Rec()
     start(st, r)
     st.feed(r(ROOT, FORK, None, tgid=ROOT, child=501, flags=C.CLONE_VM | C.CLONE_VFORK | C.SIGCHLD))
@@ -285,6 +285,7 @@ def test_vfork_child_with_many_events_before_the_parent_returns():
     events = [st.feed(r(501, "openat", 3 + i % 100, tgid=501, path=f"/usr/lib/locale/{i}", flags=0))
               for i in range(600)]
     events.append(st.feed(r(501, "openat", 3, tgid=501, path="/home/u/.ssh/id_rsa", flags=0)))
+    st.feed(r(501, EXIT, None, tgid=501, code=0, group_dead=True))  # gone before its parent returns
     st.feed(r(ROOT, "vfork", 2, tgid=ROOT, child=501))
     assert {e.proc.vpid for e in events if e is not None} == {2}
 

@@ -275,6 +275,9 @@ class StateTable:
         # sandbox is recorded for state, not reported.
         self.start_exec = start_exec
         self.threads: dict[int, _Thread] = {}
+        # children whose namespace pid comes with their parent's clone return, by host pid; kept
+        # after they exit, since a vfork child can exit before its parent's return is seen
+        self._vpid_pending: dict[int, _Group] = {}
         self.groups: dict[int, _Group] = {}
         self.epoch = 0
         self.num = 0
@@ -691,6 +694,7 @@ class StateTable:
             # filled in when the parent's clone returns: a vfork child runs (and may exit) first, so
             # every snapshot taken meanwhile waits, however many (an uncapped list: each is an event's)
             g.vpid_waiters = []
+            self._vpid_pending[child] = g
         old = self.threads.get(child)
         if old is not None:
             old.group.threads.discard(child)
@@ -716,11 +720,13 @@ class StateTable:
         res = rec.res
         if res is not None and res > 0:
             child = a.get("child") or res  # the host pid when the source knows it
+            pending = None if flags & C.CLONE_THREAD else self._vpid_pending.pop(child, None)
             cth = self.threads.get(child)
-            if cth is None:
+            if cth is None and pending is None:
                 cth = self._create_child(th, child, flags, rec.ts)
+                self._vpid_pending.pop(child, None)
             if not flags & C.CLONE_THREAD:
-                cg = cth.group
+                cg = pending if pending is not None else cth.group
                 if cg.vpid is None:
                     cg.vpid = 1 if flags & C.CLONE_NEWPID else res
                     for snap in cg.vpid_waiters or ():
