@@ -9,7 +9,8 @@ and real headless Chromium sessions:
   and its rule fires;
 * the alerts view shows the same package misbehaving in two projects.
 
-Three real scans in all (a few seconds each with the ptrace backend); the module shares them.
+Two real scans in all (a few seconds each with the ptrace backend); the module shares them. Between
+them an admin also sets the block/review policy, and the review queue is worked through after.
 """
 
 from __future__ import annotations
