@@ -207,6 +207,11 @@ def test_admin_pages_refuse_users(server):
     admin = _session_client(srv, "root")
     assert admin.get("/ui/rules").status_code == 200
     assert "Rule policies" in admin.get("/ui/scans").text
+    # malformed numbers get an HTML error page, like everything under /ui
+    for path in ("/ui/rules/changes/abc", "/ui/rules/x/versions/-1", "/ui/scans?offset=x", "/ui/review?offset=1e9"):
+        r = admin.get(path)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), path
+    assert admin.get("/ui/rules/changes/99").status_code == 404  # the service's answer, as a page
 
 
 def test_revoked_user_loses_the_session(server):

@@ -19,6 +19,7 @@ from tracehound.server.dashboard.web import (
     Dashboard,
     PageError,
     Viewer,
+    number,
     redirect,
     safe_next,
     same_origin,
@@ -153,15 +154,15 @@ def _scan_row(scan: Scan, names: dict[int, str]) -> dict[str, Any]:
 
 @router.get("/scans", response_class=HTMLResponse)
 def scans(request: Request, status: str = "", verdict: str = "", ecosystem: str = "", q: str = "",
-          offset: int = 0, limit: int = 25) -> Response:
+          offset: str = "0", limit: str = "25") -> Response:
     d = dash(request)
     viewer = d.viewer(request)
     states = [status] if status in STATES else []
     verdicts = [verdict] if verdict in VERDICTS else []
     eco = ecosystem if ecosystem in queries.ECOSYSTEMS else None
     q = q.strip()[:200]
-    limit = limit if limit in PAGE_SIZES else PAGE_SIZES[0]
-    offset = max(0, min(offset, 10**9))
+    limit = int(limit) if limit.isdigit() and int(limit) in PAGE_SIZES else PAGE_SIZES[0]
+    offset = min(number(offset, 0, what="offset"), 10**9)
     page = queries.list_scans(runtime(request).db, viewer.who, states=states, verdicts=verdicts, ecosystem=eco,
                               q=q or None, limit=limit, offset=offset)
     names = user_names(runtime(request).db, {r.owner_id for r in page.rows if r.owner_id is not None})

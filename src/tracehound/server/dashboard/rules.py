@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from tracehound.server.dashboard.triage import policy_error, service
-from tracehound.server.dashboard.web import PREFIX, Dashboard, PageError, Viewer, redirect
+from tracehound.server.dashboard.web import PREFIX, Dashboard, PageError, Viewer, number, redirect
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PRIORITY_NAMES = ("emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug")
@@ -199,14 +199,14 @@ def history(request: Request, name: str) -> Response:
 
 
 @router.get("/rules/{name}/versions/{version}", response_class=HTMLResponse)
-def version_page(request: Request, name: str, version: int) -> Response:
+def version_page(request: Request, name: str, version: str) -> Response:
     from tracehound.server.policy import PolicyError
 
     d, viewer = admin(request)
     svc = service(request)
     try:
         f = svc.get_rule(viewer.who, name)
-        v = svc.get_version(viewer.who, name, version)
+        v = svc.get_version(viewer.who, name, number(version, what="version"))
     except PolicyError as exc:
         raise policy_error(exc) from None
     return d.page(request, "rule_version.html.j2", viewer, file=f, v=v, diff_lines=diff_lines,
@@ -219,10 +219,7 @@ async def restore(request: Request, name: str) -> Response:
 
     _, viewer = admin(request)
     form = await _form(request, viewer)
-    try:
-        version = int(form.get("version", ""))
-    except ValueError:
-        raise PageError(400, "Which version?") from None
+    version = number(form.get("version"), what="version")
     try:
         change = await run_in_threadpool(service(request).restore, viewer.who, name, version)
     except PolicyError as exc:
@@ -234,12 +231,12 @@ async def restore(request: Request, name: str) -> Response:
 
 
 @router.get("/rules/changes/{change_id}", response_class=HTMLResponse)
-def change_page(request: Request, change_id: int, error: str | None = None) -> Response:
+def change_page(request: Request, change_id: str) -> Response:
     from tracehound.server.policy import PolicyError
 
     d, viewer = admin(request)
     try:
-        c = service(request).get_change(viewer.who, change_id)
+        c = service(request).get_change(viewer.who, number(change_id, what="change"))
     except PolicyError as exc:
         raise policy_error(exc) from None
     return d.page(request, "rule_change.html.j2", viewer, c=c, diff_lines=diff_lines, flash=_flash(request),
@@ -247,22 +244,23 @@ def change_page(request: Request, change_id: int, error: str | None = None) -> R
 
 
 @router.post("/rules/changes/{change_id}/{verdict}")
-async def review_change(request: Request, change_id: int, verdict: str) -> Response:
+async def review_change(request: Request, change_id: str, verdict: str) -> Response:
     from tracehound.server.policy import PolicyError
 
     d, viewer = admin(request)
     form = await _form(request, viewer)
     svc = service(request)
+    cid = number(change_id, what="change")
     if verdict not in ("approve", "reject"):
         raise PageError(404, "Unknown action.")
     fn = svc.approve if verdict == "approve" else svc.reject
     try:
-        await run_in_threadpool(fn, viewer.who, change_id, comment=form.get("comment") or None)
+        await run_in_threadpool(fn, viewer.who, cid, comment=form.get("comment") or None)
     except PolicyError as exc:
-        c = await run_in_threadpool(svc.get_change, viewer.who, change_id)
+        c = await run_in_threadpool(svc.get_change, viewer.who, cid)
         return d.page(request, "rule_change.html.j2", viewer, status=exc.status, c=c, diff_lines=diff_lines,
                       flash=None, own=c.author == viewer.who.name, errors=exc.errors, error=exc.reason)
-    return redirect(f"{PREFIX}/rules/changes/{change_id}", done="approved" if verdict == "approve" else "rejected")
+    return redirect(f"{PREFIX}/rules/changes/{cid}", done="approved" if verdict == "approve" else "rejected")
 
 
 # -- the block/review policy ----------------------------------------------------------------------

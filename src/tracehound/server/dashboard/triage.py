@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tracehound.server.dashboard.web import PREFIX, Dashboard, PageError, Viewer, redirect
+from tracehound.server.dashboard.web import PREFIX, Dashboard, PageError, Viewer, number, redirect
 from tracehound.server.models import FINISHED, Scan
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -80,7 +80,7 @@ def scan_triage(request: Request, viewer: Viewer, scan: Scan, vm: Any, *, result
 
 
 @router.post("/scans/{scan_id}/findings/{index}/triage")
-async def triage(request: Request, scan_id: str, index: int) -> Response:
+async def triage(request: Request, scan_id: str, index: str) -> Response:
     from tracehound.server.dashboard.pages import form_of, scan_context, scan_or_404
     from tracehound.server.policy import PolicyError
 
@@ -89,6 +89,7 @@ async def triage(request: Request, scan_id: str, index: int) -> Response:
     form = await form_of(request)
     d.check_post(request, viewer, form)
     scan = await run_in_threadpool(scan_or_404, request, viewer, scan_id)
+    index = number(index, what="finding")
     decision = form.get("decision", "")
     if decision not in TRIAGE_LABELS:
         error = "Choose a decision: confirmed malicious, accepted or false positive."
@@ -110,11 +111,11 @@ async def triage(request: Request, scan_id: str, index: int) -> Response:
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review(request: Request, offset: int = 0) -> Response:
+def review(request: Request, offset: str = "0") -> Response:
     d: Dashboard = request.app.state.dashboard
     viewer = d.viewer(request)
     svc = service(request)
-    offset = max(0, min(offset, 10**9))
+    offset = min(number(offset, 0, what="offset"), 10**9)
     queue = svc.review_queue(viewer.who, limit=50, offset=offset)
     blocking = svc.search_findings(viewer.who, action="block", untriaged=True, limit=50)
     suppressions = svc.list_suppressions(viewer.who, include_inactive=False)
@@ -124,7 +125,7 @@ def review(request: Request, offset: int = 0) -> Response:
 
 
 @router.post("/suppressions/{suppression_id}/revoke")
-async def revoke(request: Request, suppression_id: int) -> Response:
+async def revoke(request: Request, suppression_id: str) -> Response:
     from tracehound.server.dashboard.pages import form_of
     from tracehound.server.policy import PolicyError
 
@@ -132,7 +133,8 @@ async def revoke(request: Request, suppression_id: int) -> Response:
     viewer = d.viewer(request)
     d.check_post(request, viewer, await form_of(request))
     try:
-        await run_in_threadpool(service(request).revoke_suppression, viewer.who, suppression_id)
+        await run_in_threadpool(service(request).revoke_suppression, viewer.who,
+                                number(suppression_id, what="suppression"))
     except PolicyError as exc:
         raise policy_error(exc) from None
     return redirect(f"{PREFIX}/review", done="revoked")

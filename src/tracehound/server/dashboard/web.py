@@ -147,6 +147,16 @@ def same_origin(request: Request) -> None:
         raise PageError(403, "Form posts from opaque origins are refused.")
 
 
+def number(value: str | None, default: int | None = None, *, what: str = "number") -> int:
+    """An integer from a path or query string; a 404 page, not the API's JSON error, when it is not one."""
+    if value in (None, "") and default is not None:
+        return default
+    text = str(value)
+    if not text.isdigit() or len(text) > 12:
+        raise PageError(404, f"Not a valid {what}.")
+    return int(text)
+
+
 def safe_next(value: str | None) -> str:
     """Only a path inside the dashboard may follow a login (no open redirects)."""
     if value and value.startswith(PREFIX + "/") and not value.startswith("//") and "\\" not in value \
