@@ -119,6 +119,7 @@ def test_scan_with_findings(flow: Flow, browsers):
     b.login("alice", PASSWORDS["alice"])
     row = b.css(f'tr.scan-row[data-scan="{flow.first}"]')
     assert "webshop.tar.gz" in row.text and "findings" in row.text and "npm" in row.text and "alice" in row.text
+    assert row.find_element("css selector", ".decision").text == "block"
     b.click(f'tr.scan-row[data-scan="{flow.first}"] a.scan-link')
     assert b.path == f"/ui/scans/{flow.first}"
     _scan_page_checks(b, "scan-findings")
@@ -217,7 +218,7 @@ def test_rule_change_needs_a_second_admin(flow: Flow, browsers):
     assert_not_blank(root.screenshot("rule-errors"))
 
     root.fill("#rule-content", MARKER_V1)
-    root.fill("#rule-message", "flag second stages")
+    root.fill("#rule-message", "flag second stages <script>document.title='xss-msg'</script>")
     root.click("#save-rule")
     assert "waits for a second admin" in root.text("#flash")
     assert root.css("#change-status").text == "pending"
@@ -236,9 +237,11 @@ def test_rule_change_needs_a_second_admin(flow: Flow, browsers):
     carol.login("carol", PASSWORDS["carol"], "/ui/rules")
     carol.click(f'#pending-table tr[data-change="{change_id}"] a')
     assert "+  condition: evt.type in (execve, execveat) and proc.name = wget" in carol.text("#change-diff")
+    assert "flag second stages <script>document.title='xss-msg'</script>" in carol.text("main")
     carol.click("#approve")
     assert "applied" in carol.css("#change-status").text
     assert "approved by carol" in carol.text("main")
+    assert "xss" not in carol.driver.title
 
     # an edit (v2), approved; then restore v1 as v3, approved
     root.open("/ui/rules/marker")
@@ -274,6 +277,7 @@ def test_rule_change_needs_a_second_admin(flow: Flow, browsers):
     root.click("#policy-form button[type=submit]")
     assert "Policy saved" in root.text("#flash")
     assert "Block or review (policy v1)" in root.text("#policy")
+    assert root.csp_violations() == [] and carol.csp_violations() == []
 
 
 @needs_root

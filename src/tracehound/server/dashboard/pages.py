@@ -148,6 +148,7 @@ def _scan_row(scan: Scan, names: dict[int, str]) -> dict[str, Any]:
         "owner": names.get(scan.owner_id or -1, "anonymous" if scan.owner_id is None else f"#{scan.owner_id}"),
         "created": scan.created_at, "duration": scan.duration_s, "state": scan.state,
         "verdict": scan.verdict or "", "alerts": scan.alerts, "packages": scan.packages,
+        "decision": getattr(scan, "decision", None) or "", "suppressed": getattr(scan, "suppressed", 0) or 0,
         "flagged": [p for p in queries.packages_of(scan) if p.get("verdict") != "clean"],
     }
 
