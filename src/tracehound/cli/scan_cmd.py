@@ -77,11 +77,14 @@ def _summary(result) -> str:
 @click.option("--timeout", "timeouts", multiple=True, metavar="PHASE=SECONDS",
               help="Time budget of a phase, e.g. --timeout install=1200 (repeatable).")
 @click.option("--keep-workdir", is_flag=True, help="Keep the scan's working copy (for debugging).")
+@click.option("--suppressions", "suppressions_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML file of accepted behaviours (package + rule): matching alerts are marked suppressed "
+                   "and do not count (see docs/policy.md).")
 @click.option("--print-schema", is_flag=True, help="Print the JSON Schema of the json format and exit.")
 @click.pass_context
 def scan(ctx: click.Context, target: str | None, managers: str | None, fmt: str | None, output: str | None,
          fail_on: str, backend: str, phases: str, rules: tuple[str, ...], registries: tuple[str, ...],
-         timeouts: tuple[str, ...], keep_workdir: bool, print_schema: bool) -> None:
+         timeouts: tuple[str, ...], keep_workdir: bool, suppressions_file: str | None, print_schema: bool) -> None:
     """Scan TARGET: a project directory, a project archive (.tgz/.tar.gz/.zip), a package spec
     (npm:left-pad@1.3.0, pypi:requests==2.32.3, gem:rake:13.2.1) or a package file (.tgz, sdist,
     .whl, .gem).
@@ -116,6 +119,14 @@ def scan(ctx: click.Context, target: str | None, managers: str | None, fmt: str 
     except ValueError as exc:
         fail_usage(str(exc))
         return
+    suppressions = None
+    if suppressions_file:
+        from tracehound.server.policy.localfile import SuppressionFileError, load
+
+        try:
+            suppressions = load(suppressions_file)
+        except SuppressionFileError as exc:
+            fail_usage(str(exc))
     if os.geteuid() != 0:
         fail_usage("tracehound scan needs root (namespaces, cgroups, nftables); see `tracehound doctor`")
     interactive = sys.stderr.isatty()
@@ -124,6 +135,10 @@ def scan(ctx: click.Context, target: str | None, managers: str | None, fmt: str 
     except ScanInputError as exc:
         fail_usage(str(exc))
         return
+    if suppressions is not None:
+        from tracehound.server.policy.localfile import apply_file
+
+        apply_file(result, suppressions)
     if fmt is None and output is None and sys.stdout.isatty():
         click.echo(_summary(result))
     else:

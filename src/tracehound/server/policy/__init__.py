@@ -2,29 +2,23 @@
 
 * `decide` — pure logic: suppression matching, policy actions, the scan decision.
 * `versions` — version ranges of suppressions.
+* `localfile` — a suppressions file for `tracehound scan --suppressions` (no server).
 * `service` — `PolicyService`, the one entry point for the HTTP routes and the dashboard.
 * `views` — the pydantic models the service returns.
 
 From a request handler: `svc = service_for(request.app)`, then e.g. `svc.list_findings(who, scan_id)`
-(see service.py for every operation and who may call it).
+(see service.py for every operation and who may call it). The service is imported lazily, so
+that `tracehound scan --suppressions` does not load the database layer.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tracehound.server.policy.service import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    PolicyError,
-    PolicyService,
-    finalize_result,
-)
+_SERVICE_NAMES = ("Conflict", "Forbidden", "Invalid", "NotFound", "PolicyError", "PolicyService", "finalize_result")
 
 
-def service_for(app: Any) -> PolicyService:
+def service_for(app: Any):
     """The PolicyService of a FastAPI app built by `create_app` (created when the routes are mounted)."""
     svc = getattr(app.state, "policy", None)
     if svc is None:
@@ -32,5 +26,12 @@ def service_for(app: Any) -> PolicyService:
     return svc
 
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "PolicyError", "PolicyService", "finalize_result",
-           "service_for"]
+def __getattr__(name: str) -> Any:
+    if name in _SERVICE_NAMES:
+        from tracehound.server.policy import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [*_SERVICE_NAMES, "service_for"]
