@@ -108,11 +108,10 @@ class Viewer:
 class Dashboard:
     """Per-app dashboard state: templates, the session signer, a cache of parsed results."""
 
-    def __init__(self, sessions: Sessions, secure_cookie_hosts: bool = True):
+    def __init__(self, sessions: Sessions):
         self.env = _environment()
         self.sessions = sessions
         self.results = ResultCache()
-        self.secure_cookie_hosts = secure_cookie_hosts
 
     def page(self, request: Request, template: str, viewer: Viewer | None, *, status: int = 200,
              **context: Any) -> HTMLResponse:
