@@ -152,3 +152,14 @@ def test_single_local_sdist(tmp_path):
     install_marks = log.read_text().splitlines()[len(fetch_marks):]
     assert install_marks and set(install_marks) == {"offline"}  # built again, offline, in install
     assert "tiny_mark loaded as pypi:tiny-mark@0.1.0" in runs[1].stdout
+
+
+def test_direct_url_requirement_installs_offline(tmp_path):
+    project, tools, ctx = sandbox_layout(tmp_path)
+    (project / "requirements.txt").write_text(
+        "six @ https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01506781dbcf25c91daf11/"
+        "six-1.16.0-py2.py3-none-any.whl\n")
+    [p] = ECO.detect(project)
+    runs = run_plans(ECO.plan(p, ECO.dependencies(p), ctx), tools)
+    assert_ok(runs, 3)
+    assert import_results(runs[2].stdout) == {"six": "ok"}

@@ -451,3 +451,19 @@ def test_install_requirements_drop_hashes_checked_at_fetch():
         "docopt==0.6.2  # sdist only",
         "requests[socks]==2.32.3 ; python_version >= '3.8'",
     ]
+
+
+def test_install_requirements_use_the_fetched_archive_of_a_direct_url(tmp_path):
+    """The install phase is offline: `name @ URL` must resolve to what fetch saved in dist/."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "six-1.16.0-py2.py3-none-any.whl").write_bytes(b"")
+    text = ("six @ https://files.pythonhosted.org/packages/d9/5a/six-1.16.0-py2.py3-none-any.whl#sha256=8a ; "
+            "python_version >= '3'\n"
+            "requests[socks] @ https://example.invalid/requests-2.32.3.tar.gz\n"  # not fetched: left alone
+            "idna==3.7\n")
+    assert _load_driver().localise_direct_urls(text, str(dist)).splitlines() == [
+        "six==1.16.0 ; python_version >= '3'",
+        "requests[socks] @ https://example.invalid/requests-2.32.3.tar.gz",
+        "idna==3.7",
+    ]

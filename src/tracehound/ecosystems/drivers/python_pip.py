@@ -301,11 +301,33 @@ def without_hashes(text):
     return "\n".join(HASH_OPTION.sub("", line).rstrip() for line in joined.splitlines()) + "\n"
 
 
+DIRECT_URL = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*@\s*(\S+)(.*)$")
+
+
+def localise_direct_urls(text, dist):
+    """`name @ https://.../file.whl` becomes `name==version` when fetch saved that file in dist/.
+
+    The install phase has no network: a direct URL left as it is would be fetched again (from the
+    sinkhole) and fail; the archive fetch downloaded is what gets installed, found with --find-links.
+    """
+    out = []
+    for line in text.splitlines():
+        m = DIRECT_URL.match(line)
+        if m:
+            url = m.group(3).split("#", 1)[0].split("?", 1)[0]
+            local = os.path.join(dist, os.path.basename(url))
+            ident = archive_identity(local) if url.endswith(ARCHIVE_SUFFIXES) and os.path.isfile(local) else None
+            if ident is not None:
+                line = f"{m.group(1)}{m.group(2) or ''}=={ident[1]}{m.group(4)}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def install(spec):
     work = spec["work"]
     venv = ensure_venv(work)
     with open(os.path.join(work, "requirements.txt"), encoding="utf-8") as fh:
-        pinned = without_hashes(fh.read())
+        pinned = localise_direct_urls(without_hashes(fh.read()), os.path.join(work, "dist"))
     reqfile = os.path.join(work, "requirements-install.txt")
     with open(reqfile, "w", encoding="utf-8") as fh:
         fh.write(pinned)
