@@ -132,6 +132,7 @@ def test_accept_a_finding_then_rescan_sees_it_suppressed(policy_server, tmp_path
     assert (sup["ecosystem"], sup["package"], sup["versions"], sup["rule"]) == (
         "npm", "malicious-dep", "==1.0.0", "Download tool run")
     assert sup["active"] and sup["created_by"] == "alice" and sup["source_scan_id"] == sid1
+    assert sup["owner"] == "alice"  # a user's acceptance covers their own scans only
     # the connection findings are not dangerous here: false positives leave the review queue
     for f in conns:
         r = alice.post(f"/api/v1/scans/{sid1}/findings/{f['index']}/triage",
@@ -139,7 +140,8 @@ def test_accept_a_finding_then_rescan_sees_it_suppressed(policy_server, tmp_path
         assert r.status_code == 200 and r.json()["suppression"] is None
     assert alice.get("/api/v1/review").json()["total"] == 0
     assert [s["id"] for s in alice.get("/api/v1/suppressions").json()["items"]] == [sup["id"]]
-    assert bob.delete(f"/api/v1/suppressions/{sup['id']}").status_code == 403  # not his
+    assert bob.delete(f"/api/v1/suppressions/{sup['id']}").status_code == 404  # not his, and not for his scans
+    assert bob.get("/api/v1/suppressions").json()["items"] == []
 
     # -- a managed rule, proposed by root and approved by root2, joins the next scan
     change = _propose_and_approve(srv, tokens, "POST", "/api/v1/rules",
@@ -326,6 +328,9 @@ def test_admin_suppressions_validate_and_expire(policy_server):
         assert past.status_code == 422 and "past" in past.json()["reason"]
         soon = c.post("/api/v1/suppressions", json={**base, "expires_at": "2999-01-01T00:00:00+01:00"})
         assert soon.status_code == 201 and soon.json()["expires_at"] == "2998-12-31T23:00:00.000Z"
+        with srv.client(token=tokens["alice"]) as a:  # an admin's suppression: alice sees it, cannot revoke it
+            assert r.json()["id"] in [x["id"] for x in a.get("/api/v1/suppressions").json()["items"]]
+            assert a.delete(f"/api/v1/suppressions/{r.json()['id']}").status_code == 403
         assert c.delete(f"/api/v1/suppressions/{r.json()['id']}").json()["active"] is False
         assert c.delete(f"/api/v1/suppressions/{soon.json()['id']}").status_code == 200
         assert c.delete("/api/v1/suppressions/999999").status_code == 404

@@ -88,6 +88,13 @@ def test_triage_suppress_and_rescan(env):
     t = svc.triage(who["alice"], sid, 0, "accepted", reason="expected", versions="~=2.1")
     assert t.suppression is not None and t.suppression.package == "Evil_Dep" and t.suppression.versions == "~=2.1"
     assert t.finding.triage == "accepted" and t.finding.triaged_by == "alice"
+    assert t.suppression.owner == "alice"  # a user's acceptance covers only their own scans
+
+    _, bobs, _ = _run_scan(store, db, who["bob"].user_id)
+    assert bobs.alerts[0].suppression is None and bobs.decision == "block"
+    assert svc.list_suppressions(who["bob"]) == []
+    with pytest.raises(NotFound):
+        svc.revoke_suppression(who["bob"], t.suppression.id)
 
     sid2, result2, _ = _run_scan(store, db, who["alice"].user_id)
     assert [a.suppression is not None for a in result2.alerts] == [True, False]
@@ -106,9 +113,11 @@ def test_triage_suppress_and_rescan(env):
     # across the three scans: one package, two rules; 5 of 6 alerts counted (one was suppressed)
     groups = svc.finding_groups(who["alice"], by="package")
     assert [(g.key, g.findings, g.counted, g.scans, g.targets) for g in groups] == [("pypi:Evil_Dep", 6, 5, 3, 1)]
-    by_rule = svc.finding_groups(who["admin1"], by="rule")
-    assert [(g.rule, g.findings, g.counted) for g in by_rule] == [("Other rule", 3, 3), ("Store test rule", 3, 2)]
-    assert svc.finding_groups(who["bob"], by="priority") == []
+    by_rule = svc.finding_groups(who["admin1"], by="rule")  # bob's scan too
+    assert [(g.rule, g.findings, g.counted, g.scans) for g in by_rule] == [
+        ("Other rule", 4, 4, 4), ("Store test rule", 4, 3, 4)]
+    assert [(g.priority, g.findings) for g in svc.finding_groups(who["bob"], by="priority")] == [
+        ("Error", 1), ("Warning", 1)]
 
 
 def test_scans_finished_without_finding_rows_get_them_on_first_use(env):
@@ -128,7 +137,8 @@ def test_expired_suppression_stops_applying(env):
     db, svc, store, who = env
     s = svc.create_suppression(who["admin1"], ecosystem="pip", package="evil-dep", rule="Store test rule",
                                reason="for a day", expires_at=utcnow() + timedelta(days=1))
-    assert s.ecosystem == "pypi" and s.active
+    assert s.ecosystem == "pypi" and s.active and s.owner is None  # an admin's: every user's scans
+    assert [x.id for x in svc.list_suppressions(who["bob"])] == [s.id]
     _, r1, _ = _run_scan(store, db, who["alice"].user_id)
     assert r1.alerts[0].suppression is not None and r1.alerts[0].suppression.id == s.id
     from sqlalchemy import update

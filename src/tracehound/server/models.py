@@ -166,7 +166,8 @@ class Finding(Base):
 
 class Suppression(Base):
     """An accepted behaviour: alerts of `rule` by this package (optionally only some versions)
-    are marked suppressed in scans that finish later, until it expires or is revoked."""
+    are marked suppressed in scans that finish later (all scans, or one user's), until it
+    expires or is revoked."""
 
     __tablename__ = "suppressions"
 
@@ -181,6 +182,10 @@ class Suppression(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # None: every user's scans (made by an admin); else only this user's scans, so that a user's
+    # "accepted" cannot hide alerts from anybody else
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
+                                                 index=True)
     source_scan_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # no FK: scans expire
     source_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
 

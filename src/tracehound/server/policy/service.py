@@ -311,6 +311,8 @@ class PolicyService:
         applied to scans that finish later: by default for the finding's exact version (a new
         release of an accepted package is judged afresh), or for `versions` (a range, see
         policy/versions.py; `*` for every version), until `expires_at` (ISO-8601) if given.
+        An admin's acceptance applies to every user's scans; a user's only to their own scans,
+        so that nobody can hide alerts from somebody else.
         Triaging a finding again replaces the earlier decision and revokes the suppression an
         earlier `accepted` created.
         """
@@ -353,7 +355,7 @@ class PolicyService:
                 created = Suppression(ecosystem=normalize_ecosystem(finding.ecosystem), package=finding.package,
                                       version_spec=spec, rule=finding.rule, reason=reason, created_by=who.user_id,
                                       created_at=now, expires_at=expires, source_scan_id=finding.scan_id,
-                                      source_index=index)
+                                      source_index=index, owner_id=None if who.is_admin else who.user_id)
                 s.add(created)
             s.execute(update(Finding).where(Finding.scan_id == finding.scan_id, Finding.idx == index).values(
                 triage=status, triage_reason=reason, triaged_by=who.user_id, triaged_at=now)
@@ -371,24 +373,29 @@ class PolicyService:
             expires_at=iso(x.expires_at), revoked_at=iso(x.revoked_at),
             revoked_by=names.get(x.revoked_by) if x.revoked_by else None,
             active=x.revoked_at is None and (x.expires_at is None or x.expires_at > now),
+            owner=names.get(x.owner_id) if x.owner_id else None,
             source_scan_id=x.source_scan_id, source_index=x.source_index)
 
     def list_suppressions(self, who: Principal, *, include_inactive: bool = False) -> list[SuppressionView]:
-        """Suppressions, newest first; only the active ones unless `include_inactive`."""
+        """Suppressions that apply to the caller's scans (an admin: all), newest first; only the
+        active ones unless `include_inactive`."""
         now = utcnow()
-        conds = [] if include_inactive else [Suppression.revoked_at.is_(None),
-                                             or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)]
+        conds: list[Any] = [] if include_inactive else [
+            Suppression.revoked_at.is_(None), or_(Suppression.expires_at.is_(None), Suppression.expires_at > now)]
+        if not who.is_admin:
+            conds.append(or_(Suppression.owner_id.is_(None), Suppression.owner_id == who.user_id))
         with self.db.read() as s:
             rows = list(s.scalars(select(Suppression).where(*conds).order_by(Suppression.id.desc())))
-            names = self._names(s, {r.created_by for r in rows} | {r.revoked_by for r in rows})
+            names = self._names(s, {r.created_by for r in rows} | {r.revoked_by for r in rows}
+                                | {r.owner_id for r in rows})
         return [self._suppression_view(r, names, now) for r in rows]
 
     def get_suppression(self, who: Principal, suppression_id: int) -> SuppressionView:
         with self.db.read() as s:
             x = s.get(Suppression, suppression_id)
-            if x is None:
+            if x is None or not (who.is_admin or x.owner_id is None or x.owner_id == who.user_id):
                 raise NotFound(f"no suppression {suppression_id}")
-            names = self._names(s, {x.created_by, x.revoked_by})
+            names = self._names(s, {x.created_by, x.revoked_by, x.owner_id})
         return self._suppression_view(x, names, utcnow())
 
     def create_suppression(self, who: Principal, *, ecosystem: str, package: str, rule: str, reason: str,
@@ -422,14 +429,14 @@ class PolicyService:
         now = utcnow()
         with self.db.write() as s:
             x = s.get(Suppression, suppression_id)
-            if x is None:
+            if x is None or not (who.is_admin or x.owner_id is None or x.owner_id == who.user_id):
                 raise NotFound(f"no suppression {suppression_id}")
             if not who.is_admin and (x.created_by is None or x.created_by != who.user_id):
                 raise Forbidden("only an admin or the user who accepted it can revoke a suppression")
             if x.revoked_at is None:
                 x.revoked_at, x.revoked_by = now, who.user_id
             s.flush()
-            return self._suppression_view(x, self._names(s, {x.created_by, x.revoked_by}), now)
+            return self._suppression_view(x, self._names(s, {x.created_by, x.revoked_by, x.owner_id}), now)
 
     # -- policy ----------------------------------------------------------------------------------
 
@@ -749,10 +756,13 @@ class PolicyService:
         new.rules = [*new.rules, *((f"managed-{f.name}-v{f.version}.yaml", f.content.encode("utf-8")) for f in files)]
 
 
-def load_suppressions(s: Session) -> list[SuppressionRule]:
+def load_suppressions(s: Session, owner_id: int | None) -> list[SuppressionRule]:
+    """The suppressions active now for a scan of `owner_id`: everyone's, and that user's own."""
     now = utcnow()
+    scope = or_(Suppression.owner_id.is_(None), Suppression.owner_id == owner_id) if owner_id is not None \
+        else Suppression.owner_id.is_(None)
     rows = list(s.scalars(select(Suppression).where(
-        Suppression.revoked_at.is_(None), or_(Suppression.expires_at.is_(None), Suppression.expires_at > now))
+        Suppression.revoked_at.is_(None), or_(Suppression.expires_at.is_(None), Suppression.expires_at > now), scope)
         .order_by(Suppression.id)))
     names = dict(s.execute(select(User.id, User.name).where(
         User.id.in_({r.created_by for r in rows if r.created_by is not None}))).all()) if rows else {}
@@ -775,7 +785,8 @@ def finalize_result(db: Database, options: dict[str, Any], result) -> tuple[Outc
     rows to store with the result (Store.finish)."""
     now = utcnow()
     with db.read() as s:
-        suppressions = load_suppressions(s)
+        owner = s.scalar(select(Scan.owner_id).where(Scan.id == result.id))
+        suppressions = load_suppressions(s, owner)
         version, policy = load_policy(s)
     if options.get("managed_rules"):
         result.ruleset["managed"] = list(options["managed_rules"])

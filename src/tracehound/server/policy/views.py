@@ -28,6 +28,7 @@ class SuppressionView(BaseModel):
     revoked_at: str | None
     revoked_by: str | None
     active: bool  # neither revoked nor expired now
+    owner: str | None = None  # applies only to this user's scans; None: to every scan
     source_scan_id: str | None
     source_index: int | None
 

@@ -55,10 +55,12 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(), nullable=True),
         sa.Column("revoked_at", sa.DateTime(), nullable=True),
         sa.Column("revoked_by", sa.Integer(), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+        sa.Column("owner_id", sa.Integer(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
         sa.Column("source_scan_id", sa.String(36), nullable=True),
         sa.Column("source_index", sa.Integer(), nullable=True),
     )
     op.create_index("ix_suppressions_package", "suppressions", ["package"])
+    op.create_index("ix_suppressions_owner_id", "suppressions", ["owner_id"])
     op.create_table(
         "policy_versions",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
