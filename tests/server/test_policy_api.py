@@ -190,6 +190,9 @@ def test_accept_a_finding_then_rescan_sees_it_suppressed(policy_server, tmp_path
     assert rules_by_index[marked[0]["ruleIndex"]]["name"] == "Download tool run"
     ph = alice.get(f"/api/v1/scans/{sid2}/report", params={"format": "packagehunter"}).json()
     assert "Download tool run" not in {a["rule"] for a in ph} and "Managed wget seen" in {a["rule"] for a in ph}
+    polled = alice.get("/", params={"id": sid2}).json()  # Package Hunter's own route: the same list
+    assert polled["status"] == "finished" and polled["result"] == ph
+    assert any(a["rule"] == "Download tool run" for a in alice.get("/", params={"id": sid1}).json()["result"])
     html = alice.get(f"/api/v1/scans/{sid2}/report", params={"format": "html"}).text
     assert html.count('data-suppressed="true"') >= 1 and "our build downloads a fixture on purpose" in html
 
