@@ -180,6 +180,8 @@ def test_rule_versions_approval_and_snapshot(env):
     assert "managed_rules" not in options  # disabled files are not added
     with pytest.raises(Conflict):
         svc.propose(who["admin1"], "extra", "create", content=RULE)
+    with pytest.raises(Conflict):  # no-op: already disabled
+        svc.propose(who["admin1"], "extra", "disable")
     with pytest.raises(Invalid) as bad:
         svc.propose(who["admin1"], "other", "create", content=RULE.replace("proc.name", "proc.nmae"))
     assert bad.value.errors and bad.value.errors[0].startswith("other.yaml:3 (rule 'Store test rule')")

@@ -604,6 +604,8 @@ class PolicyService:
             new_content = current.content
             enabled = {"enable": True, "disable": False}.get(action, current.enabled)
             deleted = action == "delete"
+        if current is not None and (current.content, current.enabled, current.deleted) == (new_content, enabled, deleted):
+            raise Conflict(f"rule file {name!r} is already in that state (version {current.version}); nothing to change")
         warnings: list[str] = []
         if enabled and not deleted:
             report = self.check_rules(name, new_content, others=others)
