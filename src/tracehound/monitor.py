@@ -109,6 +109,7 @@ class Monitor:
                             network=network, registries=registries)
             cap.stop()
         events = cap.events()
+        _ids_as_the_sandbox_sees_them(events, sb)
         procs = _Attribution(attribute)
         alerts: list[Alert] = []
         for ev in events:
@@ -243,6 +244,27 @@ def _tree_of(proc: Process | None, depth: int = 8) -> list[str]:
 def _clock(ts: int) -> str:
     t = time.localtime(ts // 1_000_000_000)
     return time.strftime("%H:%M:%S", t) + f".{ts % 1_000_000_000:09d}"
+
+
+def _ids_as_the_sandbox_sees_them(events: list[Event], sb: Sandbox) -> None:
+    """The sandbox user's host uid/gid become the ids and names its processes see.
+
+    Capture reports host ids (the sandbox's user namespace maps its one user to a random host id);
+    Falco reports a container's own ids, and rules and outputs (`user.name`, `user.uid`) mean those.
+    """
+    persona = sb.persona
+    if persona is None:
+        return
+    seen: set[int] = set()
+    for ev in events:
+        p = ev.proc
+        while p is not None and id(p) not in seen:
+            seen.add(id(p))
+            if p.uid in (sb.host_uid, persona.uid):
+                p.uid, p.user = persona.uid, persona.user
+            if p.gid in (sb.host_gid, persona.gid):
+                p.gid, p.group = persona.gid, persona.user
+            p = p.parent
 
 
 # -- network records --------------------------------------------------------------------------------

@@ -256,3 +256,13 @@ def test_the_tracer_cannot_be_killed_from_inside(runs, backend):
     # the read after the kill attempts is still seen, and nothing was lost
     assert "Credential file read by package code" in rules(doc)
     assert doc["counters"]["lost"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_events_name_the_sandbox_user_not_the_host_id(runs, backend):
+    doc = runs[backend, "ssh key read"]
+    [read] = [e for e in doc["events"] if e.get("evt.type") == "openat" and str(e.get("fd.name")).endswith("/.ssh/id_rsa")]
+    assert read["user.name"] == doc["sandbox"]["user"]
+    assert read["user.uid"] < 65536  # the persona's id, not the random host id it is mapped to
+    alert = next(a for a in doc["alerts"] if a["rule"] == "Credential file read by package code")
+    assert alert["output_fields"].get("user.name", doc["sandbox"]["user"]) == doc["sandbox"]["user"]
