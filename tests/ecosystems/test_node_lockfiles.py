@@ -79,6 +79,44 @@ def test_yarn_classic(tmp_path):
     assert [x["name"] for x in spec["packages"]] == ["@scope/util", "is-odd"]
 
 
+YARN_V1_LOCAL = """\
+# yarn lockfile v1
+
+
+"helper@file:vendor/helper":
+  version "2.0.1"
+
+is-number@7.0.0:
+  version "7.0.0"
+  resolved "https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz#7535345b896734d5f80c4d06c50955527a14f12b"
+
+"mine@link:./lib":
+  version "0.0.0"
+  uid ""
+
+"vendored@file:vendored-1.0.0.tgz":
+  version "1.0.0"
+  resolved "file:vendored-1.0.0.tgz#120f2cf1d5d4b14393fb2695de10470c87ccc870"
+"""
+
+
+def test_yarn_classic_file_dependencies_are_packages_and_links_are_not(tmp_path):
+    """What yarn 1.22 writes for a file: directory, a link: and a file: tarball. The tarball's code is
+    a third party's like the directory's: it must be listed and imported; the link is the project's own."""
+    pkg = {"name": "shop", "version": "1.0.0", "dependencies": {
+        "helper": "file:vendor/helper", "is-number": "7.0.0", "mine": "link:./lib",
+        "vendored": "file:vendored-1.0.0.tgz"}}
+    [p] = YARN.detect(make(tmp_path, "yarn.lock", YARN_V1_LOCAL, pkg))
+    deps = YARN.dependencies(p)
+    assert summary(deps) == {
+        ("helper", "2.0.1"): (4, True, False),
+        ("is-number", "7.0.0"): (7, True, False),
+        ("vendored", "1.0.0"): (15, True, False),
+    }
+    spec = json.loads(YARN.plan(p, deps, CTX)[2].files["node_import.json"])
+    assert sorted(x["name"] for x in spec["packages"]) == ["helper", "is-number", "vendored"]
+
+
 def test_yarn_project_package_manager_is_used(tmp_path):
     root = make(tmp_path, "yarn.lock", YARN_V1, {**PKG, "packageManager": "yarn@1.22.19"})
     [p] = YARN.detect(root)

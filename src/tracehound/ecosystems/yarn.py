@@ -63,7 +63,10 @@ def parse_classic(path: Path) -> list[LockEntry]:
             descs = [d.strip().strip('"') for d in raw.rstrip()[:-1].split(",")]
             if not descs or not all(descs):
                 raise ProjectError(f"{path.name}:{n}: empty descriptor")
-            cur = LockEntry(split_descriptor(descs[0])[0], "", descs, n)
+            # link: is the project's own code; file: (a directory or a vendored tarball) is a package
+            # that is copied in and runs its scripts like any other, as in parse_berry
+            local = all(split_descriptor(d)[1].startswith("link:") for d in descs)
+            cur = LockEntry(split_descriptor(descs[0])[0], "", descs, n, local=local)
             entries.append(cur)
             in_deps = False
             continue
@@ -76,9 +79,6 @@ def parse_classic(path: Path) -> list[LockEntry]:
             m = re.match(r'^version\s+"?([^"\s]+)"?$', s)
             if m:
                 cur.version = m.group(1)
-            m = re.match(r'^resolved\s+"?([^"\s]+)"?$', s)
-            if m and m.group(1).startswith("file:"):
-                cur.local = True
         elif indent >= 4 and in_deps:
             m = re.match(r'^"?([^"\s]+)"?\s+"?([^"]*)"?$', s)
             if not m:
