@@ -142,6 +142,23 @@ def test_packagehunter_shape():
     assert all(isinstance(v, str) for v in ph["output_fields"].values())
 
 
+def test_packagehunter_shape_is_the_same_from_the_alert_and_from_its_falco_json():
+    """`tracehound rules eval` (Alert.to_packagehunter) and the server's reports (converting the
+    Falco JSON alert) must hand Package Hunter clients the same item."""
+    from tracehound.report import falco_to_packagehunter
+
+    rs = loads(rule_yaml("evt.type = connect", output="c (cmd=%proc.cmdline conn=%fd.name port=%fd.sport "
+                         "anc=%proc.aname t=%evt.time missing=%fd.cip.name)", priority="NOTICE"),
+               hostname="vagrant", suggested_output=False)
+    [alert] = rs.match(connect_event(container_id="c62400ffae4a", container_name="x.tgz"))
+    direct = alert.to_packagehunter()
+    via_json = falco_to_packagehunter(alert.to_falco_json())
+    for item in (direct, via_json):
+        item["output_fields"] = {k: v for k, v in item["output_fields"].items() if k in via_json["output_fields"]}
+    assert direct == via_json
+    assert via_json["output_fields"]["fd.sport"] == "443" and via_json["output_fields"]["fd.cip.name"] == "<NA>"
+
+
 def test_alert_carries_tracehound_context():
     rs = loads(RULE, hostname="h", suggested_output=False)
     [alert] = rs.match(event("openat", pkg=PackageRef("evil", "0.0.1", "npm"), phase="install"))

@@ -10,36 +10,13 @@ Hunter clients (and their triage habits) keep working against Tracehound.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from tracehound.report._common import canonical_priority, dumps, iso8601_falco, parse_time, time_of_day
+from tracehound.report._common import canonical_priority, dumps, parse_time
 from tracehound.report.falco import falco_alert
 from tracehound.report.interface import Formatter
+from tracehound.rules.alert import packagehunter_field_text
 from tracehound.scan.result import Alert, ScanResult
-
-NOT_AVAILABLE = "<NA>"  # how Falco renders a field it cannot extract
-
-
-def _field_text(key: str, value: Any) -> str:
-    """A Falco JSON output_fields value as Falco's text formatter renders it."""
-    if value is None:
-        return NOT_AVAILABLE
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if key == "evt.time":
-            return time_of_day(value)
-        if key == "evt.time.iso8601":
-            return iso8601_falco(value)
-        return str(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):  # list fields (e.g. proc.aname without an index)
-        return ",".join(_field_text(key, v) for v in value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
 def falco_to_packagehunter(alert: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +35,7 @@ def falco_to_packagehunter(alert: dict[str, Any]) -> dict[str, Any]:
         "hostname": alert.get("hostname", ""),
         "priority": canonical_priority(str(alert.get("priority", ""))).upper(),
         "rule": alert.get("rule", ""),
-        "output_fields": {str(k): _field_text(str(k), v) for k, v in fields.items()},
+        "output_fields": {str(k): packagehunter_field_text(str(k), v) for k, v in fields.items()},
     }
 
 

@@ -84,7 +84,7 @@ class Alert:
         """The shape of one Package Hunter result item (a Falco 0.23 gRPC response as JSON)."""
         fields: dict[str, str] = {}
         for k, v in self.output_fields.items():
-            fields[k] = _ph_string(k, v, self.time_ns)
+            fields[k] = packagehunter_field_text(k, v)
         for k, v in self.packagehunter_fields.items():
             fields.setdefault(k, v)
         fields.setdefault("evt.time", fmt_time(self.time_ns))
@@ -99,18 +99,28 @@ class Alert:
         }
 
 
-def _ph_string(key: str, v: Any, ts: int) -> str:
-    # gRPC output_fields were map<string, string>: every value is text
+def packagehunter_field_text(key: str, v: Any) -> str:
+    """One output_fields value as Falco's gRPC output carried it (a `map<string, string>`): text.
+
+    Missing is `<NA>`, times render as Falco renders the field (`evt.time` is the time of day),
+    lists are comma-joined. The one renderer for both Package Hunter paths (alerts and reports).
+    """
     if v is None:
         return "<NA>"
-    if key.startswith(("evt.time", "evt.datetime")) and isinstance(v, int):
-        from .fields import REGISTRY
-
-        fdef = REGISTRY.get(key)
-        render = fdef.extras.get("render") if fdef else None
-        return render(v) if render else str(v)
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, int):
+        if key.startswith(("evt.time", "evt.datetime", "evt.rawtime")):
+            from .fields import REGISTRY
+
+            fdef = REGISTRY.get(key)
+            render = fdef.extras.get("render") if fdef else None
+            return render(v) if render else str(v)
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
     if isinstance(v, list):
-        return ",".join(str(i) for i in v)
+        return ",".join(packagehunter_field_text(key, i) for i in v)
+    if isinstance(v, dict):
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return str(v)
