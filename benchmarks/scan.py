@@ -122,7 +122,8 @@ class Bench:
         res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         dt = time.perf_counter() - t
         if res.returncode not in (0, 1, 2) or not out.exists():
-            sys.exit(f"tracehound scan failed ({res.returncode}): {res.stderr[-3000:]}")
+            print(f"tracehound scan failed ({res.returncode}): {res.stderr[-1500:]}", flush=True)
+            return Sample(dt, verdict="failed", reasons=[f"exit status {res.returncode}"])
         d = json.loads(out.read_text())
         out.unlink()
         phases: dict[str, float] = defaultdict(float)
@@ -266,21 +267,19 @@ def run(work: Path, ecosystems: list[str], backends: list[str], runs: int, profi
         print(f"{b.name}: filling the warm cache ...", flush=True)
         b.prepare()
         b.plain_warm()  # and once more, so the page cache is warm too
-    results: dict[str, dict[str, list[Sample]]] = {}
     for b in benches:
         variants: dict[str, Callable[[], Sample]] = {"plain-warm": b.plain_warm}
         for i, backend in enumerate(backends):
             variants[f"scan-{backend}"] = lambda bk=backend, bench=b: bench.scan(bk)
             if i == 0:
                 variants["plain-cold"] = b.plain_cold
-        results[b.name] = rows = {k: [] for k in variants}
+        rows: dict[str, list[Sample]] = {k: [] for k in variants}
         for r in range(runs):
             for k, fn in variants.items():
                 rows[k].append(fn())
             print(f"{b.name} round {r + 1}/{runs}: " + "  ".join(f"{k} {v[-1].seconds:.2f}s" for k, v in rows.items()),
                   flush=True)
-    for name, rows in results.items():
-        report(name, rows, runs)
+        report(b.name, rows, runs)
     if profile:
         for b in benches:
             for backend in backends:
@@ -291,7 +290,7 @@ def run(work: Path, ecosystems: list[str], backends: list[str], runs: int, profi
 def report(name: str, rows: dict[str, list[Sample]], runs: int) -> None:
     med = {k: statistics.median(s.seconds for s in v) for k, v in rows.items()}
     warm, cold = med["plain-warm"], med["plain-cold"]
-    print(f"\n{name}: median of {runs} interleaved runs (cpus: {os.cpu_count()})")
+    print(f"\n{name}: median of {runs} interleaved runs (cpus: {os.cpu_count()})", flush=True)
     print(f"  {'variant':12} {'median':>8} {'vs warm':>8} {'vs cold':>8}  runs")
     for k, v in rows.items():
         mark = ""
