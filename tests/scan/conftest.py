@@ -17,3 +17,11 @@ def gem_server(tmp_path_factory):
         pytest.skip("needs ruby's gem command")
     with _gem_server(tmp_path_factory.mktemp("gemsrc")) as port:
         yield port
+
+
+@pytest.fixture(scope="session")
+def node_lock_cache(tmp_path_factory):
+    """corepack's downloads (yarn, pnpm) and the managers' caches, shared by the lockfile writers."""
+    if shutil.which("corepack") is None:
+        pytest.skip("needs node's corepack")
+    return tmp_path_factory.mktemp("node-lock-cache")

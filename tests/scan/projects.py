@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import shutil
 import subprocess
+import tarfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +51,14 @@ module.exports = {ok: true};
 
 def npm_project(root: Path, variant: str | None) -> Path:
     """is-number from the registry, plus (optionally) a local dependency that steals at install or import."""
+    node_sources(root, variant)
+    npm_lock(root)
+    return root
+
+
+def node_sources(root: Path, variant: str | None, *, tarball: bool = False) -> Path:
+    """package.json (and vendor/evil-helper for a variant, as a directory or a vendored tarball)
+    without a lockfile: the same project for npm, yarn and pnpm."""
     deps = {"is-number": "7.0.0"}
     if variant:
         pkg = {"name": "evil-helper", "version": "2.0.1", "main": "index.js", "license": "MIT"}
@@ -57,12 +67,68 @@ def npm_project(root: Path, variant: str | None) -> Path:
             pkg["scripts"] = {"postinstall": NPM_STEAL_INSTALL}
         else:
             index = NPM_STEAL_IMPORT
-        write(root / "vendor/evil-helper/package.json", json.dumps(pkg, indent=2))
-        write(root / "vendor/evil-helper/index.js", index)
-        deps["evil-helper"] = "file:vendor/evil-helper"
+        files = {"package.json": json.dumps(pkg, indent=2), "index.js": index}
+        if tarball:  # packed by hand: `npm pack` would run the package's prepack/prepare scripts
+            dest = root / "vendor" / "evil-helper-2.0.1.tgz"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(dest, "w:gz") as tf:
+                for name, text in files.items():
+                    info = tarfile.TarInfo(f"package/{name}")
+                    info.size, info.mode = len(text.encode()), 0o644
+                    tf.addfile(info, io.BytesIO(text.encode()))
+            deps["evil-helper"] = "file:vendor/evil-helper-2.0.1.tgz"
+        else:
+            for name, text in files.items():
+                write(root / "vendor/evil-helper" / name, text)
+            deps["evil-helper"] = "file:vendor/evil-helper"
     write(root / "package.json", json.dumps({"name": "shop", "version": "1.0.0", "private": True,
                                              "dependencies": deps}, indent=2))
-    npm_lock(root)
+    return root
+
+
+# how each manager writes its lockfile without running any package code: the malicious dependency
+# must only ever run inside the scan's sandbox. yarn classic has no lockfile-only mode; with
+# --ignore-scripts it only copies files into node_modules, which is deleted afterwards.
+LOCK_ONLY = {
+    "pnpm": ("pnpm9", "pnpm-lock.yaml", ["install", "--lockfile-only", "--ignore-scripts"]),
+    "yarn-berry": ("yarn4", "yarn.lock", ["install", "--mode=update-lockfile"]),
+    "yarn-classic": ("yarn1", "yarn.lock", ["install", "--ignore-scripts", "--non-interactive", "--no-progress"]),
+}
+
+
+def node_manager_lock(project: Path, manager: str, cache: Path) -> Path:
+    """Resolve the lockfile with the manager version the adapter pins (corepack, npm registry only)."""
+    from tracehound.ecosystems.corepack import DEFAULTS, corepack_env
+
+    key, lockname, args = LOCK_ONLY[manager]
+    spec = DEFAULTS[key]
+    home = cache / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+           **corepack_env(str(cache), spec, online=True),
+           "npm_config_registry": "https://registry.npmjs.org/", "YARN_REGISTRY": "https://registry.npmjs.org/",
+           "YARN_NPM_REGISTRY_SERVER": "https://registry.npmjs.org", "YARN_ENABLE_TELEMETRY": "0",
+           "YARN_ENABLE_GLOBAL_CACHE": "false", "YARN_CACHE_FOLDER": str(cache / f"{manager}-cache"),
+           "npm_config_store_dir": str(cache / "pnpm-store"), "npm_config_ignore_scripts": "true"}
+    lock = project / lockname
+    if manager == "yarn-berry":
+        lock.write_text("")  # marks the project root for yarn berry
+    subprocess.run(["corepack", spec, *args], cwd=project, env=env, check=True, capture_output=True, timeout=300)
+    for leftover in ("node_modules", ".yarn", ".pnp.cjs", ".pnp.loader.mjs"):
+        path = project / leftover
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    assert lock.is_file() and lock.stat().st_size, f"{manager} wrote no {lockname}"
+    return lock
+
+
+def node_manager_project(root: Path, manager: str, variant: str | None, cache: Path, *,
+                         tarball: bool = False) -> Path:
+    """The npm_project's package.json and vendor/evil-helper, locked by yarn classic, yarn berry or pnpm."""
+    node_sources(root, variant, tarball=tarball)
+    node_manager_lock(root, manager, cache)
     return root
 
 
@@ -94,9 +160,6 @@ for line in open(os.path.expanduser('~/.aws/credentials')):
 
 def python_sdist(dest_dir: Path, variant: str) -> Path:
     """An sdist written by hand: building it with setup.py would run the payload on the host."""
-    import io
-    import tarfile
-
     files = {
         "setup.py": PY_SETUP.format(steal_install="True" if variant == "install" else "False"),
         "evil_utils.py": PY_MODULE_IMPORT if variant == "import" else "VALUE = 1\n",

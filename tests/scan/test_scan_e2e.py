@@ -11,51 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from projects import BACKEND, bundler_project, npm_project, pip_project
+from checks import assert_caught as _assert_caught
+from checks import assert_clean as _assert_clean
+from checks import explain as _explain
+from checks import run_scan as _scan
 
-from tracehound.scan import ScanOptions, scan
+from projects import bundler_project, npm_project, pip_project
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.network]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _scan(target, **kw):
-    opts = ScanOptions(backend=kw.pop("backend", BACKEND), **kw)
-    return scan(str(target), opts)
-
-
-def _explain(result) -> str:
-    lines = [f"verdict={result.verdict} reasons={result.reasons}"]
-    for p in result.phases:
-        lines.append(f"{p.project} {p.name}: exit={p.exit_code} problem={p.problem}\n{p.stderr_tail[-1500:]}")
-    for a in result.alerts:
-        lines.append(f"alert {a.rule} [{a.priority}] {a.package} {a.phase}: {a.output[:300]}")
-    return "\n".join(lines)
-
-
-def _assert_clean(result) -> None:
-    assert result.verdict == "clean", _explain(result)
-    assert [p.name for p in result.phases] == ["fetch", "install", "import"]
-    assert all(p.ok for p in result.phases)
-    assert not result.honeytoken_hits
-
-
-def _assert_caught(result, name: str, phase: str) -> None:
-    assert result.verdict == "findings", _explain(result)
-    pkg = next((p for p in result.packages if p.package.name == name), None)
-    assert pkg is not None, _explain(result)
-    assert pkg.verdict == "findings"
-    hits = [h for h in result.honeytoken_hits if h.package and h.package.name == name]
-    assert hits, _explain(result)
-    # pip prepares an sdist's metadata (running setup.py) already in the fetch phase
-    assert phase in {h.phase for h in hits}
-    assert {h.phase for h in hits} <= ({"fetch", phase} if phase == "install" else {phase})
-    rules = {(a.rule, a.phase) for a in pkg.alerts}
-    assert ("Honeytoken exfiltrated", phase) in rules, _explain(result)
-    # nothing is blamed on the innocent dependencies
-    for other in result.packages:
-        if other.package.name != name:
-            assert not other.alerts, f"{other.package.name} was blamed: {[a.rule for a in other.alerts]}"
 
 
 def test_falco_test_example_reports_the_wget_of_its_dependency():
