@@ -21,9 +21,11 @@ of a shared machine hits each alike; each round deletes node_modules first (not 
 untimed round warms the page cache and the eBPF program (its compile and attach, 3-6 s, is paid
 once per process and printed separately as start-up).
 
-Printed: median wall time per variant, ratios to the uncaptured sandbox and to plain, the event
-counts and the loss counters (kernel drops, unparsable tracer lines, tracer errors) summed over
-all timed runs. Targets (issue 3): ebpf <= 1.10x and ptrace <= 1.35x the uncaptured sandbox, zero
+Printed: median wall time and median CPU time per variant (CPU of everything involved: this
+process, the children it waited for -- the command, bwrap and all inside, strace -- and the
+shared bpftrace process; steadier than wall time on a shared machine), their ratios to the
+uncaptured sandbox and to plain, the event counts and the loss counters (kernel drops,
+unparsable tracer lines with samples, tracer errors) summed over all timed runs. Targets (issue 3): ebpf <= 1.10x and ptrace <= 1.35x the uncaptured sandbox, zero
 lost events.
 """
 
