@@ -213,6 +213,16 @@ CASES: list[tuple[str, dict, set[str]]] = [
     ("ensurepip bootstrap", opened("/v/lib/python3.11/site-packages/distutils-precedence.pth",
                                    'python3 -W ignore -c import runpy\nrunpy.run_module("pip", run_name="__main__")',
                                    flags="O_WRONLY|O_CREAT|O_TRUNC", parents=["python -m ensurepip --upgrade"]), set()),
+    # eBPF keeps the first 159 bytes of each argument: the bootstrap's run_module("pip") is cut off
+    ("ensurepip bootstrap, argv cut by eBPF", opened(
+        "/v/lib/python3.11/site-packages/distutils-precedence.pth",
+        "python3 -W ignore::DeprecationWarning -c \nimport runpy\nimport sys\nsys.path = ['/tmp/tmpq1w2e3r4/"
+        "pip-23.2.1-py3-none-any.whl'] + sys.path\nsys.argv[1:] = ['install', '--no-cache-dir', '--no-index', '--fin",
+        flags="O_WRONLY|O_CREAT|O_TRUNC", parents=["python -m ensurepip --upgrade --default-pip"]), set()),
+    ("inline code under ensurepip's parent that is not the bootstrap", opened(
+        "/v/lib/python3.11/site-packages/evil.pth", "python3 -c open('evil.pth','w')",
+        flags="O_WRONLY|O_CREAT|O_TRUNC", parents=["python -m ensurepip --upgrade --default-pip"]),
+     {"Python startup hook planted by package code"}),
     ("write into another package", opened(f"{PROJECT}/node_modules/ethers/lib/index.js", flags="O_WRONLY|O_TRUNC"),
      {"Package code modified another package"}),
     ("write into its own package", opened(f"{PROJECT}/node_modules/evil/build/Release/x.node", flags="O_WRONLY|O_CREAT"),
