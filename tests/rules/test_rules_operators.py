@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_helpers import connect_event, evaluate, event, tree
 
 from tracehound.events import Fd, Process
@@ -335,3 +337,29 @@ def test_server_side_local_and_remote():
 def test_process_without_parent_tree():
     e = event(proc=tree())
     assert evaluate("proc.aname[1] = npm and proc.aname[2] = bash", e)
+
+
+def _pmatch_reference(prefixes: list[str], v: str) -> bool:
+    """pmatch spelled out: component-wise fnmatch of every prefix against the value's first components."""
+    import fnmatch
+
+    parts = [c for c in v.split("/") if c]
+    for p in prefixes:
+        if not any(c in p for c in "*?["):
+            p = p.rstrip("/") or "/"
+            if (p == "/" and v.startswith("/")) or v == p or v.startswith(p + "/"):
+                return True
+            continue
+        g = [c for c in p.split("/") if c]
+        if len(parts) >= len(g) and all(fnmatch.fnmatchcase(parts[k], g[k]) for k in range(len(g))):
+            return True
+    return False
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.text("ab.*?[]!-/", min_size=1, max_size=8), min_size=1, max_size=4),
+       st.text("ab.-/[]!", max_size=12))
+def test_pmatch_matches_componentwise_fnmatch(prefixes, value):
+    from tracehound.rules.compiler import make_pmatch
+
+    assert make_pmatch(prefixes)(value) == _pmatch_reference(prefixes, value)

@@ -69,16 +69,54 @@ def make_net_matcher(nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) 
     return match
 
 
+def _component_regex(glob: str) -> str:
+    """One path component's glob as a regex that cannot leave the component (`*` stops at `/`)."""
+    out, i, n = [], 0, len(glob)
+    while i < n:
+        c = glob[i]
+        i += 1
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i
+            if j < n and glob[j] == "!":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:
+                out.append("\\[")
+            else:
+                # fnmatch knows the corner cases of classes (empty or reversed ranges); it never
+                # matches "/" inside a component
+                cls = fnmatch.translate(glob[i - 1 : j + 1])
+                i = j + 1
+                out.append("(?!/)" + cls[len("(?s:") : -len(")\\Z")])
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
 def make_pmatch(prefixes: list[str]) -> Callable[[str], bool]:
-    """`pmatch`: the path equals or lies under one of the prefixes; components may be globs."""
+    """`pmatch`: the path equals or lies under one of the prefixes; components may be globs.
+
+    Plain prefixes are a set looked up at each `/` of the value; the glob prefixes are compiled into
+    one regex (one match call per value however many there are: `pmatch` over lists of home-dir
+    globs runs on every open).
+    """
     plain: list[str] = []
-    globbed: list[list[str]] = []
+    globbed: list[str] = []
     for p in prefixes:
         if any(c in p for c in "*?["):
-            globbed.append([c for c in p.split("/") if c])
+            comps = [c for c in p.split("/") if c]
+            globbed.append("/+".join("(?=[^/])" + _component_regex(c) for c in comps))  # no empty component
         else:
-            plain.append(p.rstrip("/") if p != "/" else "/")
+            plain.append(p.rstrip("/") or "/")
     plain_set = frozenset(plain)
+    glob_rx = re.compile("/*(?:" + "|".join(globbed) + ")(?:/.*)?", re.S).fullmatch if globbed else None
 
     def match(v: str) -> bool:
         if "/" in plain_set and v.startswith("/"):
@@ -90,12 +128,7 @@ def make_pmatch(prefixes: list[str]) -> Callable[[str], bool]:
             if v[:i] in plain_set:
                 return True
             i = v.find("/", i + 1)
-        if globbed:
-            parts = [c for c in v.split("/") if c]
-            for g in globbed:
-                if len(parts) >= len(g) and all(fnmatch.fnmatchcase(parts[k], g[k]) for k in range(len(g))):
-                    return True
-        return False
+        return glob_rx is not None and glob_rx(v) is not None
 
     return match
 
