@@ -103,20 +103,6 @@ def falco_time(text: str) -> str:
     return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{nanos:09d}Z"
 
 
-def time_of_day(ns: int) -> str:
-    """Falco's text rendering of `evt.time` (HH:MM:SS.nnnnnnnnn), in UTC."""
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    _, _, _, h, mi, s = _utc_fields(seconds)
-    return f"{h:02d}:{mi:02d}:{s:02d}.{nanos:09d}"
-
-
-def iso8601_falco(ns: int) -> str:
-    """Falco's text rendering of `evt.time.iso8601` (…T…nnnnnnnnn+0000)."""
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    y, mo, d, h, mi, s = _utc_fields(seconds)
-    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{nanos:09d}+0000"
-
-
 def seconds_utc(text: str) -> str:
     """`yyyy-mm-ddThh:mm:ss` in UTC, the only form GitLab's report schema accepts."""
     seconds, _ = parse_time(text)

@@ -25,7 +25,6 @@ from tracehound.report._common import (
     canonical_priority,
     dependency_file,
     falco_time,
-    iso8601_falco,
     most_severe,
     package_key,
     package_label,
@@ -35,6 +34,7 @@ from tracehound.report._common import (
     truncate,
 )
 from tracehound.report.interface import Formatter
+from tracehound.rules.fields import fmt_iso8601
 from tracehound.scan.result import Alert, PackageId, PhaseResult, ScanResult
 
 MAX_TEXT = 4000  # characters of one payload, output or stream tail shown on the page
@@ -289,7 +289,7 @@ def _timeline(result: ScanResult, alerts: list[AlertView], day: str | None) -> d
 
 
 def _when_ns(ns: int | None, day: str | None) -> str:
-    return "" if ns is None else _when(iso8601_falco(ns), day)
+    return "" if ns is None else _when(fmt_iso8601(ns), day)
 
 
 def _alert_key(a: Alert) -> tuple[Any, ...]:
