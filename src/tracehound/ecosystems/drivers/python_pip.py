@@ -326,12 +326,12 @@ def localise_direct_urls(text, dist):
 def install(spec):
     work = spec["work"]
     venv = ensure_venv(work)
+    dist = os.path.join(work, "dist")
     with open(os.path.join(work, "requirements.txt"), encoding="utf-8") as fh:
-        pinned = localise_direct_urls(without_hashes(fh.read()), os.path.join(work, "dist"))
+        pinned = localise_direct_urls(without_hashes(fh.read()), dist)
     reqfile = os.path.join(work, "requirements-install.txt")
     with open(reqfile, "w", encoding="utf-8") as fh:
         fh.write(pinned)
-    dist = os.path.join(work, "dist")
     wheelhouse = os.path.join(work, "wheels")
     rc = build_wheels(venv, dist, wheelhouse, spec.get("env_key", "TRACEHOUND_PACKAGE"))
     if rc != 0:
