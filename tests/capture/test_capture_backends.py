@@ -365,6 +365,23 @@ def test_ebpf_sessions_share_one_program(tmp_path):
     assert {e.container_id for e in ca.events()} == {"A"} and not ca.stats.lost and not cb.stats.lost
 
 
+def test_bpftrace_sees_only_the_programs_own_tracepoints(tmp_path):
+    """The start-up shortcut: in bpftrace's mount namespace available_events is our short list,
+    while everyone else (this process included) keeps the kernel's full one."""
+    if not _ebpf_ok[0]:
+        pytest.skip(_ebpf_ok[1])
+    from tracehound.capture.bpftrace_script import tracefs
+    from tracehound.capture.ebpf import bpftrace_argv
+
+    events = tmp_path / "available_events"
+    events.write_text("syscalls:sys_enter_openat\nsched:sched_process_exit\n")
+    real = Path(tracefs(), "available_events")
+    seen = subprocess.run(bpftrace_argv("/bin/cat", [str(real)], str(events)),
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    assert seen == events.read_text()
+    assert len(real.read_text().splitlines()) > 100  # the host's view is untouched
+
+
 def test_ebpf_private_program_is_stopped_after_the_session():
     if not _ebpf_ok[0]:
         pytest.skip(_ebpf_ok[1])

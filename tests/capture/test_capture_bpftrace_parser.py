@@ -14,7 +14,14 @@ import struct
 
 import pytest
 
-from tracehound.capture.bpftrace_script import CHUNK, CTL_ADD, CTL_MARK, OutputParser, ScriptBuilder
+from tracehound.capture.bpftrace_script import (
+    CHUNK,
+    CTL_ADD,
+    CTL_MARK,
+    OutputParser,
+    ScriptBuilder,
+    tracepoints_of,
+)
 from tracehound.capture.raw import EXIT, FORK, PROC, SockAddr
 
 FORMATS = {
@@ -67,6 +74,15 @@ def test_script_shape(builder):
     assert "tracepoint:syscalls:sys_enter_openat /@tp[pid]/" in s
     assert "sched:sched_process_fork" in s and "sched:sched_process_exit" in s
     assert s.count("@@READY") == 1 and '"npm_"' not in s  # env prefixes are compiled to integers
+
+
+def test_tracepoints_of_lists_each_attached_tracepoint_once(builder):
+    tps = tracepoints_of(builder.script())
+    assert len(tps) == len(set(tps))
+    assert {"syscalls:sys_enter_openat", "syscalls:sys_exit_openat", "syscalls:sys_enter_prctl",
+            "sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit"} <= set(tps)
+    assert not any("nosuchcall" in tp for tp in tps)  # unsupported syscalls get no probe
+    assert all(tp.count(":") == 1 and " " not in tp for tp in tps)
 
 
 def test_main_line_and_clock(builder):

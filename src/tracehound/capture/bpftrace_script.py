@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import threading
 from collections.abc import Iterable
@@ -91,6 +92,17 @@ def tracepoint_fields(name: str, root: str | None = None) -> list[str] | None:
             continue
         out.append(fname)
     return out
+
+
+def tracepoints_of(script: str) -> list[str]:
+    """The tracepoints ("category:name") a bpftrace program attaches to, in order of appearance."""
+    seen: dict[str, None] = {}
+    for m in _TRACEPOINT.finditer(script):
+        seen.setdefault(f"{m.group(1)}:{m.group(2)}")
+    return list(seen)
+
+
+_TRACEPOINT = re.compile(r"^tracepoint:(\w+):(\w+)", re.MULTILINE)
 
 
 # ------------------------------------------------------------------------------------------------
