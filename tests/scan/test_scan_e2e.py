@@ -50,8 +50,21 @@ def test_pip_project(tmp_path, variant):
     result = _scan(pip_project(tmp_path / "svc", variant))
     if variant is None:
         _assert_clean(result)
+        # the venv is a copy of the cached template: no ensurepip run inside the fetch phase
+        fetch = next(ph for ph in result.phases if ph.name == "fetch")
+        commands = _commands(fetch.process_tree)
+        assert any("python_pip.py fetch" in c for c in commands), commands
+        assert not any("ensurepip" in c or "-m venv" in c for c in commands), commands
     else:
         _assert_caught(result, "evil-utils", variant)
+
+
+def _commands(tree: list[dict]) -> list[str]:
+    out = []
+    for node in tree:
+        out.append(node.get("cmd") or "")
+        out += _commands(node.get("children") or [])
+    return out
 
 
 @pytest.mark.parametrize("ecosystem", ["npm", "pip"])

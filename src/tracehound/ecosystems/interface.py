@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +78,10 @@ class PhasePlan:
     ok_exit_codes: tuple[int, ...] = (0,)
     # registry hosts (host[:port]) this phase may reach in registry mode
     registries: list[str] = field(default_factory=list)
+    # run on the host before the phase, given the host directory the sandbox sees as
+    # PlanContext.project_dir (e.g. to copy in a trusted, cached venv); may return a note for the
+    # progress output; an OSError or ProjectError from it fails the phase with that reason
+    prepare: Callable[[Path], str | None] | None = None
 
 
 @dataclass(slots=True)

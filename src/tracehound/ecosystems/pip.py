@@ -4,10 +4,11 @@ Everything runs with the system interpreter (/usr/bin/python3) and the pip of a 
 whatever tool wrote the lockfile: poetry and uv locks are read here (python_lock.py) and pinned
 exactly for pip.
 
-fetch:   drivers/python_pip.py fetch: a venv in the project copy, then `pip download` of exactly the
-         pinned set (a lock's graph is walked inside the sandbox so markers match the interpreter),
-         plus every sdist's build requirements; pip prepares sdist metadata here (setup.py runs,
-         monitored)
+fetch:   the project copy gets its venv as a copy of a trusted, cached one (venv_template.py; made
+         with ensurepip inside the sandbox if that fails), then drivers/python_pip.py fetch runs
+         `pip download` of exactly the pinned set (a lock's graph is walked inside the sandbox so
+         markers match the interpreter), plus every sdist's build requirements; pip prepares sdist
+         metadata here (setup.py runs, monitored)
 install: drivers/python_pip.py install: the venv's `pip install --no-index --use-pep517` from
          the downloaded files: sdist builds (setup.py, PEP 517 backends) run with the network sinkholed
 import:  drivers/python_import.py imports each direct dependency's modules, one child per module
@@ -15,12 +16,14 @@ import:  drivers/python_import.py imports each direct dependency's modules, one 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tracehound.ecosystems import venv_template
 from tracehound.ecosystems.interface import (
     DRIVER_ENV,
     Dependency,
@@ -106,7 +109,8 @@ class PipEcosystem(Ecosystem):
     def plan(self, project: Project, deps: list[Dependency], ctx: PlanContext) -> list[PhasePlan]:
         lock = self.read(project)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", project.manifest.relative_to(project.root).as_posix()).strip("-")
-        work = f"{ctx.project_dir}/.tracehound/py-{slug}"
+        rel_work = f".tracehound/py-{slug}"
+        work = f"{ctx.project_dir}/{rel_work}"
         files: dict[str, str] = {}
         index_args: list[str] = []
         registries = list(self.default_registries)
@@ -156,6 +160,8 @@ class PipEcosystem(Ecosystem):
                            f"{ctx.tools_dir}/{slug}-import.json"],
                 "sinkhole", cwd, env, ctx.timeouts.get("import", 300.0),
                 {f"{slug}-import.json": json.dumps(spec_i)}))
+        if plans:
+            plans[0].prepare = functools.partial(_seed_venv, rel_work, work)
         return plans
 
     @staticmethod
@@ -199,6 +205,24 @@ class PipEcosystem(Ecosystem):
         manifest = dest / "requirements.txt"
         manifest.write_text(line + "\n", encoding="utf-8")
         return Project("pip", dest, manifest)
+
+
+def _seed_venv(rel_work: str, work: str, host_project: Path) -> str | None:
+    """Give the scan its venv as a copy of the cached template (see venv_template), not via ensurepip.
+
+    Runs as root on the project copy, so it refuses to go through anything but real directories:
+    a project that ships `.tracehound` as a link keeps pip's own venv step, inside the sandbox.
+    """
+    here = host_project
+    for part in Path(rel_work).parts:
+        here = here / part
+        if here.is_symlink() or (here.exists() and not here.is_dir()):
+            return f"{rel_work}: not a plain directory in the project copy; the venv is made in the sandbox"
+    try:
+        venv_template.seed(SYSTEM_PYTHON, here / "venv", f"{work}/venv")
+    except venv_template.TemplateError as exc:
+        return f"no venv template ({exc}); the venv is made in the sandbox"
+    return None
 
 
 def _declares_project(pyproject: Path) -> bool:

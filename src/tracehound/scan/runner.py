@@ -262,6 +262,16 @@ def _run_phase(plan: PhasePlan, project: Project, pr: R.ProjectResult, ws: Works
         dest = ws.tools / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(content, encoding="utf-8")
+    if plan.prepare is not None:
+        try:
+            note = plan.prepare(ws.project)
+        except (OSError, ProjectError) as exc:
+            problem = f"preparing the {plan.name} phase failed: {exc}"
+            state.reasons.append(f"{pr.manifest}: {problem}")
+            say("phase-done", project=pr.manifest, phase=plan.name, ok=False, alerts=0, duration=0.0, problem=problem)
+            return False
+        if note:
+            say("note", project=pr.manifest, message=note)
     started = time.time_ns()
     run = monitor.run(sb, plan.argv, cwd=plan.cwd, env=plan.env, network=plan.network,
                       registries=list(dict.fromkeys([*plan.registries, *state.options.registries])) or None,

@@ -34,8 +34,9 @@ def log(msg):
 
 
 def ensure_venv(work):
-    """WORK/venv, created once (fetch) and reused (install): its pip downloads and installs, so the
-    system interpreter needs no pip of its own and both phases use the same pip."""
+    """WORK/venv, reused by every phase: its pip downloads and installs, so the system interpreter
+    needs no pip of its own and all phases use the same pip. Normally the scan has already put a
+    copy of its cached venv template there; it is created here only when that could not be done."""
     venv = os.path.join(work, "venv")
     if not os.path.exists(os.path.join(venv, "bin", "python")):
         log(f"creating {venv}")
