@@ -178,6 +178,27 @@ def python_sdist(dest_dir: Path, variant: str) -> Path:
     return out
 
 
+def benign_slow_sdist(dest_dir: Path, seconds: float = 2.0) -> Path:
+    """An sdist whose setup.py only sleeps: its build overlaps a neighbour's (parallel builds)."""
+    files = {
+        "setup.py": f"import time\nfrom setuptools import setup\ntime.sleep({seconds})\n"
+                    "setup(name='slow-build', version='1.0.0', py_modules=['slow_build'])\n",
+        "slow_build.py": "VALUE = 2\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: slow-build\nVersion: 1.0.0\n",
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
+    }
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    out = dest_dir / "slow_build-1.0.0.tar.gz"
+    with tarfile.open(out, "w:gz") as tf:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"slow_build-1.0.0/{name}")
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return out
+
+
 def pip_project(root: Path, variant: str | None) -> Path:
     lines = ["six==1.16.0"]
     if variant:

@@ -16,7 +16,7 @@ from checks import assert_clean as _assert_clean
 from checks import explain as _explain
 from checks import run_scan as _scan
 
-from projects import bundler_project, npm_project, pip_project
+from projects import benign_slow_sdist, bundler_project, npm_project, pip_project
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.network]
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +57,21 @@ def test_pip_project(tmp_path, variant):
         assert not any("ensurepip" in c or "-m venv" in c for c in commands), commands
     else:
         _assert_caught(result, "evil-utils", variant)
+
+
+def test_pip_sdists_built_side_by_side_keep_their_attribution(tmp_path):
+    """The install phase builds sdists in parallel: the malicious setup.py's alerts stay its own while
+    a benign build runs at the same time."""
+    root = pip_project(tmp_path / "svc", "install")
+    slow = benign_slow_sdist(root / "vendor")
+    (root / "requirements.txt").write_text((root / "requirements.txt").read_text() + f"./vendor/{slow.name}\n")
+    result = _scan(root)
+    _assert_caught(result, "evil-utils", "install")
+    assert any(p.package.name == "slow-build" and p.verdict == "clean" for p in result.packages), _explain(result)
+    out = next(ph for ph in result.phases if ph.name == "install").stdout_tail
+    started = [out.find(f"build {n}") for n in ("evil_utils-0.3.0.tar.gz", "slow_build-1.0.0.tar.gz")]
+    first_done = out.find("Successfully built")
+    assert -1 not in started and first_done > max(started), out  # both builds began before either ended
 
 
 def _commands(tree: list[dict]) -> list[str]:

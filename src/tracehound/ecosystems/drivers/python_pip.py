@@ -267,12 +267,19 @@ def fetch(spec):
 
 
 def build_wheels(venv, dist, wheelhouse, env_key):
-    """Build every downloaded sdist on its own, with the package named in the environment.
+    """Build every downloaded sdist with its own pip process, the package named in its environment.
 
-    This is where Python packages run code at install time; building them one at a time is what lets
-    every process a setup.py starts be attributed to exactly that package.
+    This is where Python packages run code at install time; a separate `pip wheel` per sdist (each
+    with its own isolated build environment) is what lets every process a setup.py starts be
+    attributed to exactly that package. The builds are independent, so they run side by side, one
+    per CPU; each one's output is printed in one piece when it ends. Every build runs even if one
+    fails (a failing build must not hide what the others do); the first failure's status is
+    returned.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     os.makedirs(wheelhouse, exist_ok=True)
+    jobs = []
     for name in sorted(os.listdir(dist)):
         if not is_sdist(name):
             continue
@@ -281,12 +288,25 @@ def build_wheels(venv, dist, wheelhouse, env_key):
         cmd = [os.path.join(venv, "bin", "python"), "-m", "pip", "wheel", "--no-deps", "--no-index",
                "--find-links", dist, "--progress-bar", "off", "--use-pep517", "--wheel-dir", wheelhouse,
                os.path.join(dist, name)]
+        jobs.append((name, tag, cmd))
+    if not jobs:
+        return 0
+
+    def build(job):
+        name, tag, cmd = job
         log(f"build {name} as {tag}")
-        rc = subprocess.call(cmd, env={**os.environ, env_key: tag})
-        if rc != 0:
-            log(f"building {name} failed with status {rc}")
-            return rc
-    return 0
+        proc = subprocess.run(cmd, env={**os.environ, env_key: tag}, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        sys.stdout.write(proc.stdout.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        if proc.returncode != 0:
+            log(f"building {name} failed with status {proc.returncode}")
+        return proc.returncode
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        codes = list(pool.map(build, jobs))
+    return next((rc for rc in codes if rc != 0), 0)
 
 
 HASH_OPTION = re.compile(r"\s+--hash[=\s]\S+|^\s*--require-hashes\s*$")
