@@ -140,3 +140,32 @@ def test_shared_macros_are_evaluated_consistently():
     from tracehound.events import Fd
 
     assert [a.rule for a in rs.match(event("openat", fd=Fd(3, "file", "/usr/x")))] == ["negated"]
+
+
+def test_a_computed_field_is_extracted_once_per_event(monkeypatch):
+    """Several rules testing fs.path.name share one extraction per event; a None value is a value
+    (memoised too), and nothing carries over to the next event."""
+    from tracehound.rules import fields as F
+
+    calls = []
+    fdef = F.REGISTRY["fs.path.name"]
+    real = fdef.fn
+    monkeypatch.setattr(fdef, "fn", lambda e: calls.append(e) or real(e))
+    text = "".join(rule_yaml(c).replace("rule: r", f"rule: r{i}") for i, c in enumerate([
+        "evt.type = openat and fs.path.name startswith /etc",
+        "evt.type = openat and fs.path.name endswith passwd",
+        "evt.type = openat and not fs.path.name exists",
+        "evt.type = openat and fs.path.name in (/etc/passwd, /etc/shadow)",
+    ]))
+    rs = loads(text, suggested_output=False)
+    from tracehound.events import Fd
+
+    passwd = event("openat", fd=Fd(3, "f", "/etc/passwd"))
+    assert [a.rule for a in rs.match(passwd)] == ["r0", "r1", "r3"]
+    extractions = len([c for c in calls if c is passwd])
+    calls.clear()
+    nothing = event("openat", fd=Fd(3, "f", None), res=3)
+    assert real(nothing) is None
+    assert [a.rule for a in rs.match(nothing)] == ["r2"]
+    assert len([c for c in calls if c is nothing]) == 1  # the rules' one extraction (r2's output has no field)
+    assert extractions == 1

@@ -662,6 +662,9 @@ def fold_evttype(node: Node, t: str | None):
     return node
 
 
+_UNSET = object()  # a memoised field not extracted yet (None is a valid field value)
+
+
 class _MemoGen(CodeGen):
     """CodeGen that evaluates sub-conditions shared by several rules at most once per event."""
 
@@ -671,6 +674,24 @@ class _MemoGen(CodeGen):
         self.keys = keys
         self.memo_names: dict[str, str] = {}
         self.memo_inner: dict[str, str] = {}
+        self.field_memo: dict[str, str] = {}  # field key -> local holding its value (or _U)
+        self.field_fn: dict[str, str] = {}  # that local -> the extractor's constant name
+        self.ns["_U"] = _UNSET
+
+    def value_expr(self, x: F.Extractor) -> tuple[str, bool]:
+        """A computed field is extracted at most once per event, however many rules test it.
+
+        Only plain, single-valued fields: a transformer's extractor is built per use, and a
+        multi-valued field's value is iterated in generator expressions, where `:=` is not allowed.
+        """
+        if x.inline is not None or x.multi or F.REGISTRY.get(x.fdef.name) is not x.fdef:
+            return super().value_expr(x)
+        name = self.field_memo.get(x.key)
+        if name is None:
+            name = f"_fv{len(self.field_memo)}"
+            self.field_memo[x.key] = name
+            self.field_fn[name] = self.const(x.fn, "x")
+        return f"({name} if {name} is not _U else ({name} := {self.field_fn[name]}(e)))", True
 
     def expr(self, node: Node) -> str:
         key = self.keys.get(id(node))
@@ -734,6 +755,8 @@ def dispatch_source(entries: list[tuple[int, Node]], t: str | None) -> tuple[str
     body = [text]
     if gen.memo_names:
         head += "    " + " = ".join(gen.memo_names.values()) + " = None\n"
+    if gen.field_memo:
+        head += "    " + " = ".join(gen.field_memo.values()) + " = _U\n"
     src = head + "    _r = None\n" + "\n".join(body) + "\n    return _r\n"
     return src, gen.ns
 
