@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from dash_browser import assert_not_blank
+from selenium.webdriver.support.ui import Select
 from server_helpers import EXAMPLE, PASSWORDS, ServerProcess, add_users, tar_gz
 
 pytestmark = pytest.mark.slow
@@ -148,6 +149,48 @@ def test_who_sees_what(server, browsers):
     assert "bob" in owners[bobs] and "alice" in owners[ids["alice"][0]]
     admin.open(f"/ui/scans/{bobs}")
     assert "bobs-secret-project.tar.gz" in admin.text("#verdict")
+
+
+def test_admin_adds_a_suppression_up_front(server, browsers):
+    """No finding needed: an admin accepts a behaviour from the review page; mistakes come back with
+    everything typed kept; users neither see the form nor may post it."""
+    srv, _ = server
+    b = browsers(srv.url)
+    b.login("root", PASSWORDS["root"], "/ui/review")
+    b.css("#suppression-new summary").click()
+    assert "Download tool run by package code" in [o.get_attribute("value") for o in b.all("#rule-names option")]
+    Select(b.css("#suppression-form select[name=ecosystem]")).select_by_visible_text("pypi")
+    b.fill("#suppression-form input[name=package]", "build-helper")
+    b.fill("#suppression-form input[name=versions]", ">=2, <3")
+    b.fill("#suppression-form input[name=rule]", "Download tool run")
+    b.click("#suppression-form button[type=submit]")  # no reason given
+    assert "needs a reason" in b.text("#flash")
+    assert b.css("#suppression-new").get_attribute("open") is not None
+    assert b.css("#suppression-form input[name=package]").get_attribute("value") == "build-helper"
+    assert b.css("#suppression-form input[name=versions]").get_attribute("value") == ">=2, <3"
+    assert Select(b.css("#suppression-form select[name=ecosystem]")).first_selected_option.text == "pypi"
+    b.driver.execute_script("arguments[0].scrollIntoView()", b.css("#suppression-new"))
+    assert b.screenshot("suppression-form-error").distinct_colours() > 12  # scrolled past the top bar
+
+    b.fill("#suppression-form textarea[name=reason]", "its setup.py fetches <i>vendored</i> assets")
+    b.driver.execute_script("arguments[0].value = '2099-06-30'", b.css("#suppression-form input[name=expires]"))
+    b.click("#suppression-form button[type=submit]")
+    assert "Suppression added" in b.text("#flash")
+    row = next(r for r in b.all("#suppressions-table tr.suppression-row") if r.get_attribute("data-package") == "build-helper")
+    assert row.get_attribute("data-rule") == "Download tool run"
+    assert "pypi:build-helper" in row.text and ">=2, <3" in row.text and "2099-06-30" in row.text
+    assert "its setup.py fetches <i>vendored</i> assets" in row.text  # escaped, as typed
+
+    alice = browsers(srv.url)
+    alice.login("alice", PASSWORDS["alice"], "/ui/review")
+    assert alice.all("#suppression-form") == []
+    c = _session_client(srv, "alice")
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/review").text).group(1)
+    r = c.post("/ui/suppressions", data={"csrf": token, "ecosystem": "npm", "package": "x", "rule": "y",
+                                         "reason": "z"})
+    assert r.status_code == 403 and "only an admin can create suppressions" in r.text
+    assert c.post("/ui/suppressions", data={"ecosystem": "npm", "package": "x", "rule": "y",
+                                            "reason": "z"}).status_code == 403  # no CSRF token
 
 
 def test_csrf_and_forged_sessions(server):

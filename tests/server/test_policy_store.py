@@ -104,6 +104,15 @@ def test_triage_suppress_and_rescan(env):
     assert stored["alerts"][0]["suppression"]["justification"] == "expected"
     assert stored["policy"] == {"version": 1, "suppressed": 1, "block": 0, "review": 1}
 
+    def listed(**kw):
+        rows, total = store.list(owner_id=who["alice"].user_id, all_users=False, states=None, verdicts=None,
+                                 limit=10, offset=0, **kw)
+        return [r.id for r in rows], total
+
+    assert listed(decisions=["review"]) == ([sid2], 1)
+    assert listed(decisions=["block"]) == ([sid], 1) and listed(decisions=["pass"]) == ([], 0)
+    assert listed(decisions=["block", "review"])[1] == 2 == listed()[1]
+
     # re-triaging the accepted finding revokes its suppression; the next scan blocks again
     svc.triage(who["alice"], sid, 0, "confirmed_malicious", reason="it was not expected after all")
     assert svc.list_suppressions(who["alice"]) == []
@@ -185,3 +194,6 @@ def test_rule_versions_approval_and_snapshot(env):
     with pytest.raises(Invalid) as bad:
         svc.propose(who["admin1"], "other", "create", content=RULE.replace("proc.name", "proc.nmae"))
     assert bad.value.errors and bad.value.errors[0].startswith("other.yaml:3 (rule 'Store test rule')")
+    for reserved in ("new", "changes"):  # would be shadowed by the dashboard's own pages
+        with pytest.raises(Invalid, match="reserved"):
+            svc.propose(who["admin1"], reserved, "create", content=RULE)

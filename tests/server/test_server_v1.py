@@ -133,6 +133,11 @@ def test_listing_filters_and_pagination(main_server):
         assert inc["total"] == 3
         assert c.get("/api/v1/scans", params={"verdict": "clean"}).json()["total"] == 0
         assert c.get("/api/v1/scans", params={"status": "bogus"}).status_code == 422
+        # the policy's decision filters too (every scan here has the same one, or none)
+        decisions = [s.get("decision") for s in page1["items"] + page2["items"]]
+        for d in ("block", "review", "pass"):
+            assert c.get("/api/v1/scans", params={"decision": d}).json()["total"] == decisions.count(d)
+        assert c.get("/api/v1/scans", params={"decision": "maybe"}).status_code == 422
         assert c.get("/api/v1/scans", params={"limit": 0}).status_code == 422
         # an inconclusive scan has no findings and says why
         one = c.get(f"/api/v1/scans/{ids[0]}").json()

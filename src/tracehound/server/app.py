@@ -192,6 +192,7 @@ PHManager = enum.Enum("PHManager", {m: m for m in PH_MANAGERS}, type=str)
 ReportFormat = enum.Enum("ReportFormat", {f: f for f in REPORT_FORMATS}, type=str)
 StateFilter = enum.Enum("StateFilter", {s: s for s in STATES}, type=str)
 VerdictFilter = enum.Enum("VerdictFilter", {v: v for v in ("clean", "findings", "inconclusive")}, type=str)
+DecisionFilter = enum.Enum("DecisionFilter", {v: v for v in ("block", "review", "pass")}, type=str)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -672,12 +673,15 @@ def create_app(cfg: ServerConfig, db: Database, *, run_workers: bool = True) -> 
     def list_scans(who: Who,
                    status: Annotated[list[StateFilter] | None, Query()] = None,
                    verdict: Annotated[list[VerdictFilter] | None, Query()] = None,
+                   decision: Annotated[list[DecisionFilter] | None,
+                                       Query(description="the block/review policy's decision")] = None,
                    limit: Annotated[int, Query(ge=1, le=200)] = 50,
                    offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> ScanList:
         """Your scans (every user's for an admin), newest first."""
         rows, total = rt.store.list(owner_id=who.user_id, all_users=who.is_admin,
                                     states=[s.value for s in status or []],
-                                    verdicts=[v.value for v in verdict or []], limit=limit, offset=offset)
+                                    verdicts=[v.value for v in verdict or []],
+                                    decisions=[d.value for d in decision or []], limit=limit, offset=offset)
         return ScanList(items=[ScanSummary.model_validate(scan_summary(r)) for r in rows], total=total, limit=limit,
                         offset=offset, next_offset=offset + limit if offset + limit < total else None)
 

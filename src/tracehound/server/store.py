@@ -283,7 +283,8 @@ class Store:
             return list(s.scalars(select(ScanRun).where(ScanRun.scan_id == scan_id).order_by(ScanRun.attempt)))
 
     def list(self, *, owner_id: int | None, all_users: bool, states: list[str] | None,
-             verdicts: list[str] | None, limit: int, offset: int) -> tuple[list[Scan], int]:
+             verdicts: list[str] | None, limit: int, offset: int,
+             decisions: list[str] | None = None) -> tuple[list[Scan], int]:
         conds = []
         if not all_users:
             conds.append(Scan.owner_id == owner_id)
@@ -291,6 +292,8 @@ class Store:
             conds.append(Scan.state.in_(states))
         if verdicts:
             conds.append(Scan.verdict.in_(verdicts))
+        if decisions:
+            conds.append(Scan.decision.in_(decisions))
         with self.db.read() as s:
             total = s.scalar(select(func.count()).select_from(Scan).where(*conds)) or 0
             rows = s.scalars(select(Scan).where(*conds).order_by(Scan.created_at.desc(), Scan.id)

@@ -8,6 +8,7 @@ text taken from the URL.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,7 +26,10 @@ DONE = {
     "confirmed_malicious": "Marked as confirmed malicious.",
     "false_positive": "Marked as a false positive.",
     "revoked": "The suppression was revoked; later scans will report the behaviour again.",
+    "suppressed": "Suppression added: later scans will show this behaviour as suppressed.",
 }
+ECOSYSTEMS = ("npm", "pypi", "rubygems")
+SUPPRESSION_FIELDS = ("ecosystem", "package", "versions", "rule", "reason", "expires")
 
 
 def service(request: Request):
@@ -110,18 +114,62 @@ async def triage(request: Request, scan_id: str, index: str) -> Response:
     return d.page(request, "scan.html.j2", viewer, status=422, **ctx)
 
 
-@router.get("/review", response_class=HTMLResponse)
-def review(request: Request, offset: str = "0") -> Response:
-    d: Dashboard = request.app.state.dashboard
-    viewer = d.viewer(request)
+@functools.cache
+def _bundled_rule_names() -> tuple[str, ...]:
+    """Suggestions for the suppression form's rule field (any rule name may be typed)."""
+    from tracehound.rules import bundled_rules_path
+    from tracehound.rules.loader import load
+
+    try:
+        return tuple(sorted(r.name for r in load([str(bundled_rules_path())]).rules))
+    except Exception:  # suggestions only: the form works without them
+        return ()
+
+
+def _review_page(request: Request, d: Dashboard, viewer: Viewer, *, offset: int = 0, status: int = 200,
+                 typed: dict[str, str] | None = None, error: str | None = None) -> Response:
     svc = service(request)
-    offset = min(number(offset, 0, what="offset"), 10**9)
     queue = svc.review_queue(viewer.who, limit=50, offset=offset)
     blocking = svc.search_findings(viewer.who, action="block", untriaged=True, limit=50)
     suppressions = svc.list_suppressions(viewer.who, include_inactive=False)
     done = request.query_params.get("done")
-    return d.page(request, "review.html.j2", viewer, queue=queue, blocking=blocking, suppressions=suppressions,
-                  triage_labels=TRIAGE_LABELS, flash=DONE.get(done or ""), policy=svc.get_policy(viewer.who))
+    flash, kind = (f"Not saved: {error}", "bad") if error else (DONE.get(done or ""), "ok")
+    rules = _bundled_rule_names() if viewer.who.is_admin else ()
+    return d.page(request, "review.html.j2", viewer, status=status, queue=queue, blocking=blocking,
+                  suppressions=suppressions, triage_labels=TRIAGE_LABELS, flash=flash, flash_kind=kind,
+                  policy=svc.get_policy(viewer.who), ecosystems=ECOSYSTEMS, rule_names=rules,
+                  typed=typed or {}, suppression_open=error is not None)
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review(request: Request, offset: str = "0") -> Response:
+    d: Dashboard = request.app.state.dashboard
+    viewer = d.viewer(request)
+    return _review_page(request, d, viewer, offset=min(number(offset, 0, what="offset"), 10**9))
+
+
+@router.post("/suppressions")
+async def create_suppression(request: Request) -> Response:
+    """An admin accepts a behaviour up front (e.g. a rule known to fire for a package's build)."""
+    from tracehound.server.dashboard.pages import form_of
+    from tracehound.server.policy import Forbidden, PolicyError
+
+    d: Dashboard = request.app.state.dashboard
+    viewer = d.viewer(request)
+    form = await form_of(request)
+    d.check_post(request, viewer, form)
+    typed = {k: (form.get(k) or "").strip() for k in SUPPRESSION_FIELDS}
+    try:
+        await run_in_threadpool(
+            service(request).create_suppression, viewer.who, ecosystem=typed["ecosystem"],
+            package=typed["package"], rule=typed["rule"], reason=typed["reason"],
+            versions=typed["versions"] or None, expires_at=typed["expires"] or None)
+    except Forbidden as exc:
+        raise policy_error(exc) from None
+    except PolicyError as exc:  # shown with the form open and everything typed kept
+        return await run_in_threadpool(_review_page, request, d, viewer, status=exc.status, typed=typed,
+                                       error=exc.reason)
+    return redirect(f"{PREFIX}/review", done="suppressed")
 
 
 @router.post("/suppressions/{suppression_id}/revoke")

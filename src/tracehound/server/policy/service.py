@@ -77,6 +77,8 @@ from tracehound.server.policy.views import (
 )
 
 MAX_REASON = 2000
+# dashboard routes under /ui/rules/ that a rule file of this name would shadow
+RESERVED_RULE_FILE_NAMES = frozenset({"new", "changes"})
 MAX_RULE_BYTES = 1024**2
 
 
@@ -569,6 +571,9 @@ class PolicyService:
             raise Invalid(f"bad rule file name {name!r} (letters, digits, . _ -; at most 64; not 'default')")
         if action not in ("create", "edit", "enable", "disable", "delete", "restore"):
             raise Invalid(f"unknown action {action!r}")
+        if action == "create" and name in RESERVED_RULE_FILE_NAMES:
+            raise Invalid(f"rule file name {name!r} is reserved (the dashboard's /ui/rules/{name} page); "
+                          "choose another")
         if message is not None and len(message) > MAX_REASON:
             raise Invalid(f"message too long (at most {MAX_REASON} characters)")
         with self.db.read() as s:
