@@ -21,6 +21,7 @@ from typing import Any
 
 from tracehound.capture import CaptureStats, get_backend
 from tracehound.events import Event, PackageRef, Process
+from tracehound.markers import MARKER_EVTTYPES, MarkedEvents, parse_tag, read_markers
 from tracehound.rules import Alert, Ruleset
 from tracehound.rules.fields import fmt_iso8601
 from tracehound.sandbox import NetworkLog, RunResult, Sandbox
@@ -86,7 +87,7 @@ class Monitor:
 
     def __init__(self, ruleset: Ruleset, backend: str = "auto"):
         self.ruleset = ruleset
-        self.evttypes = frozenset(ruleset.evttypes()) | MONITOR_EVTTYPES
+        self.evttypes = frozenset(ruleset.evttypes()) | MONITOR_EVTTYPES | MARKER_EVTTYPES
         self.backend = get_backend(backend, evttypes=self.evttypes)
 
     @property
@@ -97,6 +98,7 @@ class Monitor:
             env: dict[str, str] | None = None, network: str | None = None,
             registries: Sequence[str] | None = None, timeout: float | None = None,
             phase: str | None = None, attribute: Attributor | None = None,
+            resolve_tag: Callable[[str], PackageRef | None] | None = None,
             keep_events: bool = False) -> MonitoredRun:
         before = _log_sizes(sb.network_log())
         run_cwd = cwd or sb.project_mount or sb.home
@@ -111,17 +113,25 @@ class Monitor:
         events = cap.events()
         _ids_as_the_sandbox_sees_them(events, sb)
         procs = _Attribution(attribute)
+        marked = read_markers(events, resolve_tag or parse_tag) if attribute is not None else MarkedEvents()
         alerts: list[Alert] = []
         for ev in events:
             ev.phase = phase
+            if id(ev) in marked.markers:  # a driver's bracket around module code, not behaviour
+                continue
+            how = procs.how(ev.proc)
             if attribute is not None:
                 ev.pkg = procs.package(ev.proc)
+                inside = marked.inside.get(id(ev))
+                if inside is not None and str(inside[0]) != str(ev.pkg):
+                    how = f"{inside[1]}: code of {inside[0]}, in a process attributed to {ev.pkg} ({how})"
+                    ev.pkg = inside[0]
             for alert in self.ruleset.match(ev):
                 alert.package = ev.pkg
                 alert.phase = phase
-                alert.evidence = evidence_for(ev, procs.how(ev.proc))
+                alert.evidence = evidence_for(ev, how)
                 alerts.append(alert)
-        net = _attribute_network(_log_delta(sb.network_log(), before), before, events, procs)
+        net = _attribute_network(_log_delta(sb.network_log(), before), before, events, procs, marked)
         for r in net:
             r.phase = phase
         hits = [r for r in net if r.channel == "honeytoken"]
@@ -295,59 +305,65 @@ class _SocketIndex:
     """Who talked to which address and when, from connect/sendto events."""
 
     def __init__(self, events: list[Event]):
-        self.by_dest: dict[tuple[str, int], list[tuple[int, Process]]] = {}
-        self.by_src: dict[tuple[str, int], Process] = {}
-        self.resolver: list[tuple[int, Process]] = []
+        self.by_dest: dict[tuple[str, int], list[tuple[int, Event]]] = {}
+        self.by_src: dict[tuple[str, int], Event] = {}
+        self.resolver: list[tuple[int, Event]] = []
         for ev in events:
             fd = ev.fd
             if fd is None or fd.type not in ("ipv4", "ipv6") or ev.type not in MONITOR_EVTTYPES:
                 continue
             if fd.sip is not None and fd.sport is not None:
-                self.by_dest.setdefault((fd.sip, fd.sport), []).append((ev.ts, ev.proc))
+                self.by_dest.setdefault((fd.sip, fd.sport), []).append((ev.ts, ev))
                 if fd.sport == 53:
-                    self.resolver.append((ev.ts, ev.proc))
+                    self.resolver.append((ev.ts, ev))
             if fd.cip is not None and fd.cport:
-                self.by_src[(fd.cip, fd.cport)] = ev.proc
+                self.by_src[(fd.cip, fd.cport)] = ev
 
     @staticmethod
-    def _nearest_before(items: list[tuple[int, Process]], ts: int) -> Process | None:
+    def _nearest_before(items: list[tuple[int, Event]], ts: int) -> Event | None:
         if not items:
             return None
         i = bisect.bisect_right([t for t, _ in items], ts)
         return items[i - 1][1] if i else items[0][1]
 
-    def for_source(self, src: str | None) -> Process | None:
+    def for_source(self, src: str | None) -> Event | None:
         key = _ip_port(src) if src else None
         return self.by_src.get(key) if key else None
 
-    def for_dest(self, ip: str, port: int, ts: int) -> Process | None:
+    def for_dest(self, ip: str, port: int, ts: int) -> Event | None:
         return self._nearest_before(self.by_dest.get((ip, port), []), ts)
 
-    def for_dns(self, ts: int) -> Process | None:
+    def for_dns(self, ts: int) -> Event | None:
         return self._nearest_before(self.resolver, ts)
 
 
 def _attribute_network(records: list[tuple[str, Any]], before: dict[str, int], events: list[Event],
-                       procs: _Attribution) -> list[NetworkRecord]:
+                       procs: _Attribution, marked: MarkedEvents | None = None) -> list[NetworkRecord]:
     idx = _SocketIndex(events)
     out: list[NetworkRecord] = []
     by_channel: dict[str, list[NetworkRecord]] = {}
     for channel, rec in records:
-        proc: Process | None = None
+        ev: Event | None = None
         how = None
         if channel in ("tcp", "udp"):
-            proc = idx.for_source(rec.src)
-            how = "socket" if proc else None
-            if proc is None:
-                proc = idx.for_dest(rec.dst_ip, rec.dst_port, rec.ts)
-                how = "destination and time" if proc else None
+            ev = idx.for_source(rec.src)
+            how = "socket" if ev else None
+            if ev is None:
+                ev = idx.for_dest(rec.dst_ip, rec.dst_port, rec.ts)
+                how = "destination and time" if ev else None
         elif channel == "dns":
-            proc = idx.for_source(rec.client) or idx.for_dns(rec.ts)
-            how = "resolver socket" if proc else None
+            ev = idx.for_source(rec.client) or idx.for_dns(rec.ts)
+            how = "resolver socket" if ev else None
         elif channel == "proxy":
-            proc = idx.for_source(rec.client)
-            how = "socket" if proc else None
+            ev = idx.for_source(rec.client)
+            how = "socket" if ev else None
+        proc = ev.proc if ev is not None else None
         nr = NetworkRecord(channel, rec, proc)
+        inside = marked.inside.get(id(ev)) if marked is not None and ev is not None else None
+        if inside is not None and str(inside[0]) != str(procs.package(proc)):
+            # the socket was used by a dependency's module code, inside a driver's bracket
+            nr.package = inside[0]
+            how = f"{how}; {inside[1]}: code of {inside[0]}, in a process attributed to {procs.package(proc)}"
         if channel == "honeytoken":
             # a hit's record_index counts from the start of the Sandbox's log, ours from this run
             source = by_channel.get(rec.channel, [])

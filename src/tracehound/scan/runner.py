@@ -35,6 +35,7 @@ from tracehound.ecosystems import (
 from tracehound.ecosystems.interface import Dependency, PhasePlan
 from tracehound.events import PackageRef
 from tracehound.intake import ArchiveLimits, Target, TargetError, UnsafeArchiveError, parse_target
+from tracehound.markers import parse_tag
 from tracehound.scan import result as R
 from tracehound.scan.options import ScanOptions, priority_rank
 from tracehound.scan.workspace import Workspace
@@ -248,16 +249,22 @@ def _run_project(project: Project, ws: Workspace, ctx: PlanContext, sb, monitor,
     def attribute(proc):
         return adapter.attribute(proc, index)
 
+    def resolve_tag(tag: str):
+        ref = parse_tag(tag)
+        if ref is None or not ref.ecosystem:
+            return ref
+        return index.lookup(ref.ecosystem, ref.name, ref.version)
+
     for plan in plans:
         say("phase", project=pr.manifest, phase=plan.name, command=plan.argv)
-        ok = _run_phase(plan, project, pr, ws, sb, monitor, attribute, state, say)
+        ok = _run_phase(plan, project, pr, ws, sb, monitor, attribute, resolve_tag, state, say)
         if not ok and plan.name == "fetch":
             state.reasons.append(f"{pr.manifest}: later phases skipped because fetch failed")
             break
 
 
 def _run_phase(plan: PhasePlan, project: Project, pr: R.ProjectResult, ws: Workspace, sb, monitor, attribute,
-               state: _ScanState, say: Progress) -> bool:
+               resolve_tag, state: _ScanState, say: Progress) -> bool:
     for name, content in plan.files.items():
         dest = ws.tools / name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +282,7 @@ def _run_phase(plan: PhasePlan, project: Project, pr: R.ProjectResult, ws: Works
     started = time.time_ns()
     run = monitor.run(sb, plan.argv, cwd=plan.cwd, env=plan.env, network=plan.network,
                       registries=list(dict.fromkeys([*plan.registries, *state.options.registries])) or None,
-                      timeout=plan.timeout, phase=plan.name, attribute=attribute)
+                      timeout=plan.timeout, phase=plan.name, attribute=attribute, resolve_tag=resolve_tag)
     problems = run.inconclusive_reasons
     rr = run.run
     if not problems and rr.exit_code not in plan.ok_exit_codes:

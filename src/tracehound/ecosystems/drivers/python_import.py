@@ -10,6 +10,12 @@ driver and its children start without `site` (-S), put site-packages on sys.path
 the executable lines of each `.pth` file run once, in a child tagged with the distribution that
 installed the file. Prints one JSON line per step; an import that fails is reported, not fatal.
 
+The imported package's own dependencies run their module code in the same child. An import hook
+brackets the execution of every installed distribution's modules with marker syscalls (see
+tracehound/markers.py) and puts that distribution's tag in the environment while it runs, so what
+a dependency's module code does, or starts, is attributed to that dependency, not to the package
+whose import pulled it in.
+
 Standard library only.
 """
 
@@ -19,10 +25,11 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 # run in each child: site-packages on sys.path (only the path lines of .pth files), then the import
 CHILD = r"""
-import importlib, json, os, sys
+import importlib, json, os, sys, threading
 sp = sys.argv[1]
 sys.path.append(sp)
 for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
@@ -36,7 +43,103 @@ for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
                         sys.path.append(d)
     except OSError:
         pass
-mode, what = sys.argv[2], sys.argv[3]
+mode, what, tags_file, env_key = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+try:
+    with open(tags_file, encoding="utf-8") as fh:
+        TAGS = json.load(fh)
+except (OSError, ValueError):
+    TAGS = {}
+
+
+def _mark(kind, tag):
+    # a syscall that fails and touches nothing: the capture records it (tracehound.markers)
+    try:
+        os.close(os.open("/dev/null/.tracehound/" + kind + "/" + tag, os.O_RDONLY))
+    except OSError:
+        pass
+
+
+_open = threading.local()  # per thread: the tags whose code is running
+
+
+def _stack():
+    s = getattr(_open, "tags", None)
+    if s is None:
+        s = _open.tags = []
+    return s
+
+
+def _start(self, _real=threading.Thread.start):
+    # a thread started by bracketed code runs bracketed by the same tag
+    tags = _stack()
+    if tags:
+        tag, run = tags[-1], self.run
+
+        def run_bracketed():
+            _stack().append(tag)
+            _mark("b", tag)
+            try:
+                run()
+            finally:
+                _mark("e", tag)
+                _stack().pop()
+
+        self.run = run_bracketed
+    _real(self)
+
+
+# wraps the execution of every installed distribution's modules in begin/end markers, and tags the
+# processes that code starts, so a dependency of the imported package answers for itself
+class _Brackets:
+
+    def find_spec(self, fullname, path=None, target=None):
+        name, tag = fullname, None
+        while name:
+            tag = TAGS.get(name)
+            if tag is not None:
+                break
+            name = name.rpartition(".")[0]
+        if tag is None:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        real = getattr(loader, "exec_module", None)
+        if real is None:
+            return spec
+
+        def exec_module(module):
+            old = os.environ.get(env_key)
+            os.environ[env_key] = tag
+            _stack().append(tag)
+            _mark("b", tag)
+            try:
+                real(module)
+            finally:
+                _mark("e", tag)
+                _stack().pop()
+                if old is None:
+                    os.environ.pop(env_key, None)
+                else:
+                    os.environ[env_key] = old
+
+        try:
+            loader.exec_module = exec_module
+        except (AttributeError, TypeError):
+            pass
+        return spec
+
+
+if TAGS:
+    sys.meta_path.insert(0, _Brackets())
+    threading.Thread.start = _start
 if mode == "pth":
     import site
     site.addpackage(sp, what, set())
@@ -156,10 +259,21 @@ def pth_owners(sp, infos):
     return owners
 
 
-def run_child(sp, mode, what, tag, env_key, timeout):
+def module_tags(sp, infos, path):
+    """Write {importable module: tag} for every installed distribution to `path` (for the hook)."""
+    tags = {}
+    for info, name, version in infos.values():
+        for mod in modules_of(info, sp):
+            tags.setdefault(mod, f"pypi:{name}@{version or ''}")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(tags, fh)
+    return path
+
+
+def run_child(sp, mode, what, tag, env_key, timeout, tags_file):
     env = dict(os.environ)
     env[env_key] = tag
-    cmd = [sys.executable, "-S", "-c", CHILD, sp, mode, what]
+    cmd = [sys.executable, "-S", "-c", CHILD, sp, mode, what, tags_file, env_key]
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
     except subprocess.TimeoutExpired:
@@ -181,6 +295,9 @@ def main():
     timeout = spec.get("timeout_s", 30)
     sp = site_packages(spec["venv"])
     infos = dist_infos(sp)
+    fd, tags_file = tempfile.mkstemp(prefix="tracehound-modules-", suffix=".json")
+    os.close(fd)
+    module_tags(sp, infos, tags_file)
     # executable .pth lines, each under the tag of the distribution that installed it
     owners = pth_owners(sp, infos)
     for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
@@ -193,7 +310,7 @@ def main():
             continue
         name, version = owners.get(pth, (None, None))
         tag = f"pypi:{name}@{version or ''}" if name else "pypi:" + pth + "@"
-        status, out = run_child(sp, "pth", pth, tag, env_key, timeout)
+        status, out = run_child(sp, "pth", pth, tag, env_key, timeout, tags_file)
         emit(pth=pth, owner=name, status=status, out=out)
     for pkg in spec["packages"]:
         found = infos.get(norm(pkg["name"]))
@@ -205,7 +322,7 @@ def main():
             emit(package=pkg["name"], status="no importable module")
             continue
         for mod in modules:
-            status, out = run_child(sp, "import", mod, pkg["tag"], env_key, timeout)
+            status, out = run_child(sp, "import", mod, pkg["tag"], env_key, timeout, tags_file)
             emit(package=pkg["name"], module=mod, status=status, out=out)
     return 0
 

@@ -5,7 +5,8 @@
 # For each direct gem it starts one child ruby whose environment carries the package tag, sets up
 # the bundle and requires the gem as Bundler.require would: the Gemfile's `require:` names, else
 # the gem name, else the name with dashes turned into slashes, else the gem's top-level lib files.
-# Prints one JSON line per gem; a gem that does not load is reported, not fatal.
+# Prints one JSON line per gem; a gem that does not load is reported, not fatal. Requires of other
+# gems' files are bracketed by attribution markers (docs/attribution.md).
 require "json"
 require "open3"
 require "timeout"
@@ -13,7 +14,62 @@ require "timeout"
 CHILD = <<~'RUBY'
   require "json"
   require "bundler/setup"
-  name = ARGV[0]
+  name, env_key = ARGV[0], ARGV[1]
+
+  # Every require that loads a file of an activated gem runs bracketed by marker syscalls naming
+  # that gem (tracehound/markers.py), with its tag in the environment, and so do threads started
+  # inside: what a gem's dependency does while it loads is attributed to that dependency.
+  module TracehoundBrackets
+    GEMS = Gem.loaded_specs.values.map { |s| [File.join(s.full_gem_path, ""), "gem:#{s.name}@#{s.version}"] }
+                                  .sort_by { |path, _| -path.length }
+    OPEN = []
+
+    def self.mark(kind, tag)
+      File.open("/dev/null/.tracehound/#{kind}/#{tag}").close
+    rescue SystemCallError
+      nil
+    end
+
+    def self.tag_of(feature)
+      found = $LOAD_PATH.resolve_feature_path(feature.to_s) rescue nil
+      file = found && found[1]
+      return nil unless file.is_a?(String)
+      GEMS.each { |path, tag| return tag if file.start_with?(path) }
+      nil
+    end
+
+    def self.bracket(tag, env_key)
+      old = ENV[env_key]
+      ENV[env_key] = tag if env_key
+      OPEN.push(tag)
+      mark("b", tag)
+      begin
+        yield
+      ensure
+        mark("e", tag)
+        OPEN.pop
+        env_key && (old.nil? ? ENV.delete(env_key) : ENV[env_key] = old)
+      end
+    end
+
+    private def require(feature)
+      tag = TracehoundBrackets.tag_of(feature)
+      return super if tag.nil?
+      TracehoundBrackets.bracket(tag, TracehoundBrackets::ENV_KEY) { super }
+    end
+  end
+
+  module TracehoundThreads
+    def new(*args, **kw, &blk)
+      tag = TracehoundBrackets::OPEN.last
+      return super if tag.nil? || blk.nil?
+      super(*args, **kw) { |*a| TracehoundBrackets.bracket(tag, nil) { blk.call(*a) } }
+    end
+  end
+
+  TracehoundBrackets.const_set(:ENV_KEY, env_key)
+  Kernel.prepend(TracehoundBrackets)
+  Thread.singleton_class.prepend(TracehoundThreads)
   dep = Bundler.definition.dependencies.find { |d| d.name == name }
   candidates = []
   candidates.concat(Array(dep.autorequire)) if dep && dep.autorequire && !dep.autorequire.empty?
@@ -45,7 +101,7 @@ spec["packages"].each do |pkg|
   out = ""
   status = nil
   begin
-    Open3.popen2e(env, RbConfig.ruby, "-e", CHILD, pkg["name"]) do |_stdin, io, wait|
+    Open3.popen2e(env, RbConfig.ruby, "-e", CHILD, pkg["name"], spec["env_key"]) do |_stdin, io, wait|
       begin
         Timeout.timeout(timeout_s) { out = io.read }
         status = wait.value.success? ? "ok" : "exit #{wait.value.exitstatus}"
