@@ -99,7 +99,8 @@ def npm_transitive_project(root: Path) -> Path:
         "index.js": NPM_STEAL_IMPORT})
     _npm_tarball(root / "vendor" / "app-helper-1.0.0.tgz", {
         "package.json": json.dumps({"name": "app-helper", "version": "1.0.0", "main": "index.js"}),
-        "index.js": "const inner = require('evil-inner');\nmodule.exports = {helper: inner.ok};\n"})
+        "index.js": "if (process.argv.includes('TRACEHOUND_PACKAGE')) throw new Error('argv: ' + process.argv);\n"
+                    "const inner = require('evil-inner');\nmodule.exports = {helper: inner.ok};\n"})
     write(root / "package.json", json.dumps({"name": "shop", "version": "1.0.0", "private": True, "dependencies": {
         "is-number": "7.0.0", "app-helper": "file:vendor/app-helper-1.0.0.tgz",
         "evil-inner": "file:vendor/evil-inner-0.2.0.tgz"}}, indent=2))
@@ -216,7 +217,9 @@ def pip_transitive_project(root: Path) -> Path:
     _sdist(root / "vendor", "app-helper", "1.0.0", {
         "setup.py": "from setuptools import setup\nsetup(name='app-helper', version='1.0.0', py_modules=['app_helper'], "
                     "install_requires=['evil-inner==0.2.0'])\n",
-        "app_helper.py": "import evil_inner\nHELPER = 1\n",
+        # a package sees the argv an application would give it, not the driver's settings
+        "app_helper.py": "import sys\nassert 'TRACEHOUND_PACKAGE' not in sys.argv, sys.argv\n"
+                         "import evil_inner\nHELPER = 1\n",
     })
     write(root / "requirements.txt",
           "six==1.16.0\n./vendor/evil_inner-0.2.0.tar.gz\n./vendor/app_helper-1.0.0.tar.gz\n")
@@ -283,7 +286,8 @@ def gem_server(root: Path):
         }, 's.extensions = ["ext/dropper/extconf.rb"]'),
         # shade-palette (benign) requires its dependency shade-core, whose loading steals the API key
         "shade-core": ("0.1.0", {"lib/shade-core.rb": GEM_STEAL_ON_REQUIRE}, ""),
-        "shade-palette": ("2.0.0", {"lib/shade-palette.rb": 'require "shade-core"\nmodule ShadePalette; end\n'},
+        "shade-palette": ("2.0.0", {"lib/shade-palette.rb": 'raise "argv: #{ARGV}" if ARGV.include?("TRACEHOUND_PACKAGE")\n'
+                                                            'require "shade-core"\nmodule ShadePalette; end\n'},
                           's.add_dependency "shade-core", "0.1.0"'),
     }
     for name, (version, files, extra) in gems.items():

@@ -8,6 +8,7 @@ dependency, in the right phase, with the exfiltration proven by a honeytoken hit
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,7 @@ def test_load_time_code_of_a_dependency_is_blamed_on_its_own_package(tmp_path, e
         assert {a.rule for a in helper.alerts} <= {"DNS lookup by package code"}, _explain(result)
         hits = [h for h in result.honeytoken_hits if h.phase == "import"]
         assert hits and all(h.package and h.package.name == "evil-inner" for h in hits), _explain(result)
+    assert _import_statuses(result)["app-helper"] == {"ok"}  # loaded, with argv left alone
     inner = next(p for p in result.packages if p.package.name == "evil-inner")
     rules = {a.rule for a in inner.alerts if a.phase == "import"}
     assert {"Credential file read by package code", "Honeytoken exfiltrated"} <= rules, _explain(result)
@@ -110,9 +112,25 @@ def test_gem_load_time_code_of_a_dependency_is_blamed_on_its_own_gem(tmp_path, g
     result = _scan(bundler_project(tmp_path / "app", port, False, transitive=True),
                    registries=[f"127.0.0.1:{port}"])
     _assert_caught(result, "shade-core", "import")
+    assert _import_statuses(result)["shade-palette"] == {"ok"}  # loaded, with ARGV left alone
     core = next(p for p in result.packages if p.package.name == "shade-core")
     assert any("import hook" in (a.evidence.attribution or "") and "shade-palette" in (a.evidence.attribution or "")
                for a in core.alerts), _explain(result)
+
+
+def _import_statuses(result) -> dict[str, set[str]]:
+    """package -> the statuses the import driver printed for it (one JSON line per module)."""
+    out: dict[str, set[str]] = {}
+    for ph in result.phases:
+        if ph.name == "import":
+            for line in ph.stdout_tail.splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and "package" in rec:
+                    out.setdefault(rec["package"], set()).add(rec.get("status"))
+    return out
 
 
 def _commands(tree: list[dict]) -> list[str]:

@@ -15,8 +15,9 @@ const perPackageMs = (spec.timeout_s || 20) * 1000;
 // loaded package does at load time is attributed to it, not to the package whose require() pulled
 // it in. ES modules load without brackets; host name lookups on libuv's thread pool stay with the
 // loaded package.
+// (the settings go into the code, not argv: loaded packages read process.argv)
 const loader = `
-const name = process.argv[1], envKey = process.argv[2];
+const name = process.argv[1], envKey = ${JSON.stringify(spec.env_key)};
 const Module = require('module'), fs = require('fs'), hooks = require('async_hooks');
 const tags = new Map();
 function tagOf(filename) {
@@ -64,7 +65,7 @@ catch (e) {
 
 for (const pkg of spec.packages) {
   const env = Object.assign({}, process.env, { [spec.env_key]: pkg.tag });
-  const r = spawnSync(process.execPath, ['-e', loader, pkg.name, spec.env_key], {
+  const r = spawnSync(process.execPath, ['-e', loader, pkg.name], {
     env, cwd: process.cwd(), timeout: perPackageMs, encoding: 'utf8', maxBuffer: 4 * 1024 * 1024,
   });
   const status = r.error && r.error.code === 'ETIMEDOUT' ? 'timeout' : (r.status === 0 ? 'ok' : `exit ${r.status}`);

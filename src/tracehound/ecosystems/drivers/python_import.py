@@ -43,9 +43,9 @@ for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
                         sys.path.append(d)
     except OSError:
         pass
-mode, what, tags_file, env_key = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+mode, what = sys.argv[2], sys.argv[3]
 try:
-    with open(tags_file, encoding="utf-8") as fh:
+    with open(TAGS_FILE, encoding="utf-8") as fh:
         TAGS = json.load(fh)
 except (OSError, ValueError):
     TAGS = {}
@@ -116,8 +116,8 @@ class _Brackets:
             return spec
 
         def exec_module(module):
-            old = os.environ.get(env_key)
-            os.environ[env_key] = tag
+            old = os.environ.get(ENV_KEY)
+            os.environ[ENV_KEY] = tag
             _stack().append(tag)
             _mark("b", tag)
             try:
@@ -126,9 +126,9 @@ class _Brackets:
                 _mark("e", tag)
                 _stack().pop()
                 if old is None:
-                    os.environ.pop(env_key, None)
+                    os.environ.pop(ENV_KEY, None)
                 else:
-                    os.environ[env_key] = old
+                    os.environ[ENV_KEY] = old
 
         try:
             loader.exec_module = exec_module
@@ -273,7 +273,9 @@ def module_tags(sp, infos, path):
 def run_child(sp, mode, what, tag, env_key, timeout, tags_file):
     env = dict(os.environ)
     env[env_key] = tag
-    cmd = [sys.executable, "-S", "-c", CHILD, sp, mode, what, tags_file, env_key]
+    # the hook's settings go into the code, not argv: imported packages read sys.argv
+    code = f"TAGS_FILE = {json.dumps(tags_file)}\nENV_KEY = {json.dumps(env_key)}\n" + CHILD
+    cmd = [sys.executable, "-S", "-c", code, sp, mode, what]
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=os.getcwd())
     except subprocess.TimeoutExpired:

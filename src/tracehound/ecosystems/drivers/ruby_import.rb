@@ -14,7 +14,7 @@ require "timeout"
 CHILD = <<~'RUBY'
   require "json"
   require "bundler/setup"
-  name, env_key = ARGV[0], ARGV[1]
+  name = ARGV[0]
 
   # Every require that loads a file of an activated gem runs bracketed by marker syscalls naming
   # that gem (tracehound/markers.py), with its tag in the environment, and so do threads started
@@ -22,7 +22,10 @@ CHILD = <<~'RUBY'
   module TracehoundBrackets
     GEMS = Gem.loaded_specs.values.map { |s| [File.join(s.full_gem_path, ""), "gem:#{s.name}@#{s.version}"] }
                                   .sort_by { |path, _| -path.length }
-    OPEN = []
+
+    def self.open_tags  # per thread: the tags whose code is running
+      Thread.current[:tracehound_open] ||= []
+    end
 
     def self.mark(kind, tag)
       File.open("/dev/null/.tracehound/#{kind}/#{tag}").close
@@ -39,15 +42,15 @@ CHILD = <<~'RUBY'
     end
 
     def self.bracket(tag, env_key)
-      old = ENV[env_key]
+      old = env_key && ENV[env_key]
       ENV[env_key] = tag if env_key
-      OPEN.push(tag)
+      open_tags.push(tag)
       mark("b", tag)
       begin
         yield
       ensure
         mark("e", tag)
-        OPEN.pop
+        open_tags.pop
         env_key && (old.nil? ? ENV.delete(env_key) : ENV[env_key] = old)
       end
     end
@@ -61,13 +64,13 @@ CHILD = <<~'RUBY'
 
   module TracehoundThreads
     def new(*args, **kw, &blk)
-      tag = TracehoundBrackets::OPEN.last
+      tag = TracehoundBrackets.open_tags.last
       return super if tag.nil? || blk.nil?
       super(*args, **kw) { |*a| TracehoundBrackets.bracket(tag, nil) { blk.call(*a) } }
     end
   end
 
-  TracehoundBrackets.const_set(:ENV_KEY, env_key)
+  TracehoundBrackets.const_set(:ENV_KEY, TRACEHOUND_ENV_KEY)
   Kernel.prepend(TracehoundBrackets)
   Thread.singleton_class.prepend(TracehoundThreads)
   dep = Bundler.definition.dependencies.find { |d| d.name == name }
@@ -101,7 +104,9 @@ spec["packages"].each do |pkg|
   out = ""
   status = nil
   begin
-    Open3.popen2e(env, RbConfig.ruby, "-e", CHILD, pkg["name"], spec["env_key"]) do |_stdin, io, wait|
+    # the hook's setting goes into the code, not ARGV: loaded gems read ARGV
+    code = "TRACEHOUND_ENV_KEY = #{spec["env_key"].to_s.dump}\n" + CHILD
+    Open3.popen2e(env, RbConfig.ruby, "-e", code, pkg["name"]) do |_stdin, io, wait|
       begin
         Timeout.timeout(timeout_s) { out = io.read }
         status = wait.value.success? ? "ok" : "exit #{wait.value.exitstatus}"
