@@ -14,8 +14,8 @@ async hooks). Here the markers are read back: per thread, a stack of the tags wh
 running; an event made while the stack is not empty belongs to its top. A process forked (without
 exec) while one of its parent's threads is inside a bracket carries that bracket on.
 
-What this cannot see: work a runtime does on a shared thread pool (Node resolves host names on
-libuv's pool) stays with the process's own package.
+Work a runtime does on a shared thread pool is outside every bracket; for host name lookups (Node
+resolves on libuv's pool) the monitor follows the answer to the bracketed code that connects to it.
 
 Package code runs in the same process and can forge markers, as it can forge the environment tag
 of processes it starts: a marker moves blame between packages, never away from the scan (the

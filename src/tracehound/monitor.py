@@ -114,6 +114,8 @@ class Monitor:
         _ids_as_the_sandbox_sees_them(events, sb)
         procs = _Attribution(attribute)
         marked = read_markers(events, resolve_tag or parse_tag) if attribute is not None else MarkedEvents()
+        records = _log_delta(sb.network_log(), before)
+        _follow_dns_answers(records, events, marked)
         alerts: list[Alert] = []
         for ev in events:
             ev.phase = phase
@@ -131,7 +133,7 @@ class Monitor:
                 alert.phase = phase
                 alert.evidence = evidence_for(ev, how)
                 alerts.append(alert)
-        net = _attribute_network(_log_delta(sb.network_log(), before), before, events, procs, marked)
+        net = _attribute_network(records, before, events, procs, marked)
         for r in net:
             r.phase = phase
         hits = [r for r in net if r.channel == "honeytoken"]
@@ -299,6 +301,54 @@ def _ip_port(text: str) -> tuple[str, int] | None:
     if not host or not port.isdigit():
         return None
     return host.strip("[]"), int(port)
+
+
+def _follow_dns_answers(records: list[tuple[str, Any]], events: list[Event], marked: MarkedEvents) -> None:
+    """A host name looked up outside any bracket belongs to the bracketed code that then connects to
+    its answer: runtimes resolve on a shared thread pool (Node's libuv) that no marker reaches, while
+    the connect that follows runs in the code that asked."""
+    if not marked.inside:
+        return
+    answered = sorted((rec.ts, i, rec) for i, (ch, rec) in enumerate(records) if ch == "dns" and rec.answers)
+    if not answered:
+        return
+    by_client = {_ip_port(rec.client): rec for _, _, rec in answered if rec.client}
+    by_name: dict[str, set[str]] = {}  # a lookup asks for A and AAAA: both answers count
+    for _, _, rec in answered:
+        by_name.setdefault(rec.name.lower(), set()).update(rec.answers)
+    times = [t for t, _, _ in answered]
+    asked: list[Event] = []  # resolver traffic outside any bracket
+    loose: dict[int, list[Event]] = {}  # pid -> other network events outside any bracket
+    users: dict[int, list[Event]] = {}  # pid -> bracketed connects, in order
+    for ev in events:
+        fd = ev.fd
+        if fd is None or fd.type not in ("ipv4", "ipv6"):
+            continue
+        if id(ev) in marked.inside:
+            if ev.type == "connect":
+                users.setdefault(ev.proc.pid, []).append(ev)
+        elif fd.sport == 53:
+            asked.append(ev)
+        else:
+            loose.setdefault(ev.proc.pid, []).append(ev)
+    for q in asked:
+        fd = q.fd
+        rec = by_client.get((fd.cip, fd.cport)) if fd.cip is not None and fd.cport else None
+        if rec is None:  # no local address recorded: the first question the resolver got after it
+            i = bisect.bisect_left(times, q.ts)
+            rec = answered[i][2] if i < len(answered) else None
+        if rec is None:
+            continue
+        answers = by_name[rec.name.lower()]
+        user = next((c for c in users.get(q.proc.pid, []) if c.ts >= q.ts and c.fd.sip in answers), None)
+        if user is None:
+            continue
+        found = (marked.inside[id(user)][0], f"import hook (its code connected to the answer for {rec.name})")
+        marked.inside[id(q)] = found
+        # and the resolver's own probes of the answers (glibc connects a UDP socket to each to sort them)
+        for e in loose.get(q.proc.pid, []):
+            if q.ts <= e.ts <= user.ts and e.fd.sip in answers:
+                marked.inside[id(e)] = found
 
 
 class _SocketIndex:

@@ -88,13 +88,22 @@ class Browser:
 
     def click(self, selector: str, *, navigates: bool = True) -> None:
         """Click; when it submits a form or follows a link, wait until the next page has loaded."""
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         old = self.css("html")
         self.css(selector).click()
         if navigates:
-            WebDriverWait(self.driver, 60).until(ec.staleness_of(old))
+            def left(_driver) -> bool:
+                # the old page's root is stale; chromium sometimes says so with an inspector error
+                # ("Node with given id does not belong to the document") instead of the stale-element one
+                try:
+                    old.is_enabled()
+                except WebDriverException:
+                    return True
+                return False
+
+            WebDriverWait(self.driver, 60).until(left)
             WebDriverWait(self.driver, 60).until(
                 lambda d: d.execute_script("return document.readyState") == "complete")
 

@@ -85,3 +85,46 @@ def test_tags_resolve_through_the_scans_own_names():
     canonical = PackageRef("evil-dep", "0.1", "pypi")
     m = read_markers(evs, resolve=lambda tag: canonical if tag.lower().startswith("pypi:evil") else None)
     assert m.inside[id(evs[1])][0] is canonical
+
+
+def _net(p: Process, ts: int, sip: str, sport: int, etype: str = "connect") -> Event:
+    return Event(num=next(_num), ts=ts, type=etype, proc=p, res=0, args={},
+                 fd=Fd(5, "ipv4" if ":" not in sip else "ipv6", None, l4proto="udp", sip=sip, sport=sport))
+
+
+def _lookup(ts: int, qtype: str, answer: str):
+    from tracehound.sandbox.records import DnsQuery
+
+    return "dns", DnsQuery(ts=ts, name="c2.attacker.example", qtype=qtype, client="", server="10.0.0.53:53",
+                           transport="udp", answers=[answer])
+
+
+def test_a_lookup_on_a_thread_pool_follows_the_code_that_connects_to_its_answer():
+    """Node resolves on libuv's pool, outside any bracket; the bracketed connect to the answer that
+    follows says whose lookup it was, and glibc's probes of the answers go with it."""
+    from tracehound.monitor import _follow_dns_answers
+
+    main, pool = proc(tid=200), proc(tid=201)
+    query = _net(pool, 1000, "10.0.0.53", 53)
+    probe4, probe6 = _net(pool, 1100, "198.18.0.7", 0), _net(pool, 1150, "100::7", 0)
+    unrelated = _net(pool, 1160, "198.18.0.99", 0)
+    evs = [query, probe4, probe6, unrelated, begin(main, T), _net(main, 1300, "198.18.0.7", 80), end(main, T)]
+    for e, ts in zip(evs[4:], (1200, 1300, 1400), strict=True):
+        e.ts = ts
+    m = read_markers(evs)
+    _follow_dns_answers([_lookup(1010, "A", "198.18.0.7"), _lookup(1020, "AAAA", "100::7")], evs, m)
+    assert {str(m.inside[id(e)][0]) for e in (query, probe4, probe6)} == {T}
+    assert "connected to the answer for c2.attacker.example" in m.inside[id(query)][1]
+    assert id(unrelated) not in m.inside
+
+
+def test_a_lookup_whose_answer_no_bracketed_code_uses_stays_with_its_process():
+    from tracehound.monitor import _follow_dns_answers
+
+    main, pool = proc(tid=200), proc(tid=201)
+    query = _net(pool, 1000, "10.0.0.53", 53)
+    evs = [query, _net(main, 1300, "198.18.0.7", 80),  # connected, but outside any bracket
+           begin(main, T), _net(main, 1400, "198.18.0.8", 80), end(main, T)]  # bracketed, another address
+    m = read_markers(evs)
+    _follow_dns_answers([_lookup(1010, "A", "198.18.0.7")], evs, m)
+    assert id(query) not in m.inside

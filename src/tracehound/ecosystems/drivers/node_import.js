@@ -13,8 +13,8 @@ const perPackageMs = (spec.timeout_s || 20) * 1000;
 // naming their package (tracehound/markers.py), with that package's tag in the environment while
 // they run, and so do the callbacks that code schedules (async hooks): what a dependency of the
 // loaded package does at load time is attributed to it, not to the package whose require() pulled
-// it in. ES modules load without brackets; host name lookups on libuv's thread pool stay with the
-// loaded package.
+// it in. ES modules load without brackets; host name lookups run on libuv's thread pool, outside
+// any bracket, and are matched to the bracketed connect to their answer by the monitor.
 // (the settings go into the code, not argv: loaded packages read process.argv)
 const loader = `
 const name = process.argv[1], envKey = ${JSON.stringify(spec.env_key)};
