@@ -25,3 +25,19 @@ def test_cleanup_for_another_state_dir_spares_a_live_sandbox(tmp_path, leftovers
     assert leftovers(sb.id) == []
     if other.exists():
         other.rmdir()
+
+
+def test_a_sandbox_started_during_a_cleanup_is_spared(leftovers, monkeypatch):
+    """A cleanup that read the live owners just before a new Sandbox wrote its owner file must not
+    take that Sandbox's staging, netns and cgroups when it meets them a moment later (it did: three
+    Sandboxes started side by side lost a home directory)."""
+    from tracehound.sandbox import cleanup
+
+    with Sandbox(SandboxConfig(timeout=20)) as sb:
+        before = leftovers(sb.id)
+        monkeypatch.setattr(cleanup, "live_ids", lambda _d: set())  # the owners as read too early
+        removed = cleanup_stale(sb.config.state_dir, sb.config.cgroup_name)
+        assert not any(sb.id in r for r in removed), removed
+        assert leftovers(sb.id) == before
+        assert sb.run(["sh", "-c", "test -d $HOME && echo alive"]).ok
+    assert leftovers(sb.id) == []

@@ -40,7 +40,11 @@ def cleanup_stale(state_dir: Path | str = "/run/tracehound", cgroup_name: str = 
     removed: list[str] = []
 
     def stale(sandbox_id: str) -> bool:
-        return sandbox_id not in alive
+        # asked again at the moment of deciding: a Sandbox that started after `alive` was read has
+        # written its owner file before creating the resource now being looked at
+        if sandbox_id in alive:
+            return False
+        return not (_owner_alive(state_dir / f"{sandbox_id}.owner") or _owner_alive(OWNERS_DIR / f"{sandbox_id}.owner"))
 
     for name in netns.stale_namespaces():
         sid = name[len("tracehound-"):].removesuffix("-gw")
