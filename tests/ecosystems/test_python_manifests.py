@@ -125,6 +125,29 @@ def test_local_archive_requirement(tmp_path):
     assert fetch.files["requirements-txt-requirements.txt"] == "/builds/acme/shop/vendor/tiny_pkg-0.1.0.tar.gz\n"
 
 
+def test_find_links_directories_inside_the_project(tmp_path):
+    """pip takes a relative --find-links directory from the requirements file's own directory."""
+    (tmp_path / "vendor" / "wheels").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    project_root = tmp_path / "proj"
+    write(project_root, "reqs/base.txt", "--find-links ../vendor/wheels\n-f https://wheels.example.org/simple/\n"
+                                         "--find-links=/etc\n--find-links ./missing\nsix==1.16.0\n")
+    (project_root / "vendor" / "wheels").mkdir(parents=True)
+    write(project_root, "requirements.txt", "-r reqs/base.txt\n--find-links ../outside\n")
+    [project] = ECO.detect(project_root)
+    lock = ECO.read(project)
+    assert lock.local_find_links == ["vendor/wheels"]
+    assert lock.find_links == ["https://wheels.example.org/simple/"]
+    ignored = [n for n in lock.notes if "not a directory inside the project" in n]
+    assert [n.split(":")[0:2] for n in ignored] == [["reqs/base.txt", "3"], ["reqs/base.txt", "4"],
+                                                   ["requirements.txt", "2"]]
+    fetch = ECO.plan(project, ECO.dependencies(project), CTX)[0]
+    spec = json.loads(fetch.files["requirements-txt-pip.json"])
+    args = spec["index_args"]
+    assert args[args.index("/builds/acme/shop/vendor/wheels") - 1] == "--find-links"
+    assert "wheels.example.org" in fetch.registries
+
+
 # ---------------------------------------------------------------------------------------- pyproject
 
 PYPROJECT = """\

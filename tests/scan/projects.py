@@ -207,8 +207,8 @@ def _sdist(dest_dir: Path, name: str, version: str, files: dict[str, str]) -> Pa
 def pip_transitive_project(root: Path) -> Path:
     """app-helper (benign) imports evil-inner (its dependency), whose import steals credentials.
 
-    Both are vendored sdists listed in requirements.txt (local --find-links directories are not
-    honoured), so evil-inner is also imported on its own; what matters is the import of app-helper.
+    Both are vendored sdists in ./vendor, a --find-links directory; only app-helper is required, so
+    evil-inner is a dependency the project never names.
     """
     _sdist(root / "vendor", "evil-inner", "0.2.0", {
         "setup.py": "from setuptools import setup\nsetup(name='evil-inner', version='0.2.0', py_modules=['evil_inner'])\n",
@@ -221,8 +221,7 @@ def pip_transitive_project(root: Path) -> Path:
         "app_helper.py": "import sys\nassert 'TRACEHOUND_PACKAGE' not in sys.argv, sys.argv\n"
                          "import evil_inner\nHELPER = 1\n",
     })
-    write(root / "requirements.txt",
-          "six==1.16.0\n./vendor/evil_inner-0.2.0.tar.gz\n./vendor/app_helper-1.0.0.tar.gz\n")
+    write(root / "requirements.txt", "--find-links ./vendor\nsix==1.16.0\napp-helper==1.0.0\n")
     return root
 
 

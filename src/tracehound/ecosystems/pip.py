@@ -123,6 +123,8 @@ class PipEcosystem(Ecosystem):
         index_urls = [u for u in (primary, *lock.index_urls) if u]
         for url in lock.find_links:
             index_args += ["--find-links", url]
+        for rel in lock.local_find_links:  # a vendored wheelhouse, in the project copy
+            index_args += ["--find-links", f"{ctx.project_dir}/{rel}"]
         for h in [*lock.hosts, *(_hostport(u) for u in index_urls)]:
             if h and h not in registries:
                 registries.append(h)

@@ -73,6 +73,7 @@ class PythonLock:
     primary_index: str | None = None  # --index-url (None: PyPI)
     index_urls: list[str] = field(default_factory=list)  # --extra-index-url
     find_links: list[str] = field(default_factory=list)
+    local_find_links: list[str] = field(default_factory=list)  # directories, relative to the project root
     hosts: list[str] = field(default_factory=list)  # extra registry hosts (host[:port]) the fetch needs
     notes: list[str] = field(default_factory=list)
 
@@ -177,8 +178,14 @@ def parse_requirements(path: Path, root: Path, lock: PythonLock | None = None, *
                 if "://" in value:
                     lock.find_links.append(value)
                     _add_host(lock, value)
-                else:
-                    lock.notes.append(f"{where}: local --find-links {value!r} ignored")
+                else:  # a directory, relative to the requirements file as pip takes it
+                    local = Path(value) if value.startswith("/") else path.parent / value
+                    inside = local.resolve().is_relative_to(root.resolve())
+                    if inside and local.is_dir():
+                        lock.local_find_links.append(local.resolve().relative_to(root.resolve()).as_posix())
+                    else:
+                        lock.notes.append(f"{where}: --find-links {value!r} is not a directory inside the project; "
+                                          "ignored")
             elif kind == "editable":
                 lock.notes.append(f"{where}: editable requirement {value!r} skipped (local code, not a dependency)")
             continue
