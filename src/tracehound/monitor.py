@@ -121,14 +121,16 @@ class Monitor:
             ev.phase = phase
             if id(ev) in marked.markers:  # a driver's bracket around module code, not behaviour
                 continue
+            own = procs.package(ev.proc) if attribute is not None else None
+            inside = _other_package(marked, ev, own)
+            ev.pkg = inside[0] if inside is not None else own
+            found = self.ruleset.match(ev)
+            if not found:
+                continue
             how = procs.how(ev.proc)
-            if attribute is not None:
-                ev.pkg = procs.package(ev.proc)
-                inside = marked.inside.get(id(ev))
-                if inside is not None and str(inside[0]) != str(ev.pkg):
-                    how = f"{inside[1]}: code of {inside[0]}, in a process attributed to {ev.pkg} ({how})"
-                    ev.pkg = inside[0]
-            for alert in self.ruleset.match(ev):
+            if inside is not None:
+                how = f"{_bracket_how(inside, own)} ({how})"
+            for alert in found:
                 alert.package = ev.pkg
                 alert.phase = phase
                 alert.evidence = evidence_for(ev, how)
@@ -303,6 +305,16 @@ def _ip_port(text: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def _other_package(marked: MarkedEvents, ev: Event, own: PackageRef | None) -> tuple[PackageRef, str] | None:
+    """The package whose bracket `ev` was made in, when that is not its process's own."""
+    inside = marked.inside.get(id(ev))
+    return inside if inside is not None and str(inside[0]) != str(own) else None
+
+
+def _bracket_how(inside: tuple[PackageRef, str], own: PackageRef | None) -> str:
+    return f"{inside[1]}: code of {inside[0]}, in a process attributed to {own}"
+
+
 def _follow_dns_answers(records: list[tuple[str, Any]], events: list[Event], marked: MarkedEvents) -> None:
     """A host name looked up outside any bracket belongs to the bracketed code that then connects to
     its answer: runtimes resolve on a shared thread pool (Node's libuv) that no marker reaches, while
@@ -409,11 +421,11 @@ def _attribute_network(records: list[tuple[str, Any]], before: dict[str, int], e
             how = "socket" if ev else None
         proc = ev.proc if ev is not None else None
         nr = NetworkRecord(channel, rec, proc)
-        inside = marked.inside.get(id(ev)) if marked is not None and ev is not None else None
-        if inside is not None and str(inside[0]) != str(procs.package(proc)):
-            # the socket was used by a dependency's module code, inside a driver's bracket
+        own = procs.package(proc)
+        inside = _other_package(marked, ev, own) if marked is not None and ev is not None else None
+        if inside is not None:  # the socket was used by a dependency's code, inside a driver's bracket
             nr.package = inside[0]
-            how = f"{how}; {inside[1]}: code of {inside[0]}, in a process attributed to {procs.package(proc)}"
+            how = f"{how}; {_bracket_how(inside, own)}"
         if channel == "honeytoken":
             # a hit's record_index counts from the start of the Sandbox's log, ours from this run
             source = by_channel.get(rec.channel, [])

@@ -179,10 +179,10 @@ def parse_requirements(path: Path, root: Path, lock: PythonLock | None = None, *
                     lock.find_links.append(value)
                     _add_host(lock, value)
                 else:  # a directory, relative to the requirements file as pip takes it
-                    local = Path(value) if value.startswith("/") else path.parent / value
-                    inside = local.resolve().is_relative_to(root.resolve())
-                    if inside and local.is_dir():
-                        lock.local_find_links.append(local.resolve().relative_to(root.resolve()).as_posix())
+                    local = (Path(value) if value.startswith("/") else path.parent / value).resolve()
+                    top = root.resolve()
+                    if local.is_relative_to(top) and local.is_dir():
+                        lock.local_find_links.append(local.relative_to(top).as_posix())
                     else:
                         lock.notes.append(f"{where}: --find-links {value!r} is not a directory inside the project; "
                                           "ignored")

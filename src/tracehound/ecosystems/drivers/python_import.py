@@ -29,7 +29,7 @@ import tempfile
 
 # run in each child: site-packages on sys.path (only the path lines of .pth files), then the import
 CHILD = r"""
-import importlib, json, os, sys, threading
+import contextlib, importlib, json, os, sys, threading
 sp = sys.argv[1]
 sys.path.append(sp)
 for pth in sorted(f for f in os.listdir(sp) if f.endswith(".pth")):
@@ -69,20 +69,36 @@ def _stack():
     return s
 
 
+@contextlib.contextmanager
+def _bracket(tag, tag_env):
+    # `tag`'s code runs inside: markers around it, and (tag_env) its tag for the processes it starts
+    old = os.environ.get(ENV_KEY)
+    if tag_env:
+        os.environ[ENV_KEY] = tag
+    _stack().append(tag)
+    _mark("b", tag)
+    try:
+        yield
+    finally:
+        _mark("e", tag)
+        _stack().pop()
+        if tag_env:
+            if old is None:
+                os.environ.pop(ENV_KEY, None)
+            else:
+                os.environ[ENV_KEY] = old
+
+
 def _start(self, _real=threading.Thread.start):
-    # a thread started by bracketed code runs bracketed by the same tag
+    # a thread started by bracketed code runs bracketed by the same tag (the environment is the
+    # process's, so a thread leaves it alone)
     tags = _stack()
     if tags:
         tag, run = tags[-1], self.run
 
         def run_bracketed():
-            _stack().append(tag)
-            _mark("b", tag)
-            try:
+            with _bracket(tag, False):
                 run()
-            finally:
-                _mark("e", tag)
-                _stack().pop()
 
         self.run = run_bracketed
     _real(self)
@@ -116,19 +132,8 @@ class _Brackets:
             return spec
 
         def exec_module(module):
-            old = os.environ.get(ENV_KEY)
-            os.environ[ENV_KEY] = tag
-            _stack().append(tag)
-            _mark("b", tag)
-            try:
+            with _bracket(tag, True):
                 real(module)
-            finally:
-                _mark("e", tag)
-                _stack().pop()
-                if old is None:
-                    os.environ.pop(ENV_KEY, None)
-                else:
-                    os.environ[ENV_KEY] = old
 
         try:
             loader.exec_module = exec_module
@@ -259,12 +264,17 @@ def pth_owners(sp, infos):
     return owners
 
 
+def dist_tag(name, version):
+    """The tag the scan reads back from the environment and from markers (tracehound.markers)."""
+    return f"pypi:{name}@{version or ''}"
+
+
 def module_tags(sp, infos, path):
     """Write {importable module: tag} for every installed distribution to `path` (for the hook)."""
     tags = {}
     for info, name, version in infos.values():
         for mod in modules_of(info, sp):
-            tags.setdefault(mod, f"pypi:{name}@{version or ''}")
+            tags.setdefault(mod, dist_tag(name, version))
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(tags, fh)
     return path
@@ -311,7 +321,7 @@ def main():
         if not executable:
             continue
         name, version = owners.get(pth, (None, None))
-        tag = f"pypi:{name}@{version or ''}" if name else "pypi:" + pth + "@"
+        tag = dist_tag(name, version) if name else dist_tag(pth, None)
         status, out = run_child(sp, "pth", pth, tag, env_key, timeout, tags_file)
         emit(pth=pth, owner=name, status=status, out=out)
     for pkg in spec["packages"]:
